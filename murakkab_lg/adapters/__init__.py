@@ -1,0 +1,1 @@
+"""Adapters: LangGraph and LangChain on top, engines, clusters and telemetry below."""

@@ -1,0 +1,13 @@
+"""Deployment -> adapter constructors, one per engine kind, referenced by the registry."""
+
+from __future__ import annotations
+
+from murakkab_lg.adapters.engines.base import EngineAdapter
+from murakkab_lg.spec import Deployment, LlamaCppSettings
+
+
+def llamacpp(deployment: Deployment, replica: int) -> EngineAdapter:
+    from murakkab_lg.adapters.engines.llamacpp import LlamaCppEngine
+
+    assert isinstance(deployment.engine, LlamaCppSettings)
+    return LlamaCppEngine(deployment.name, deployment.model, deployment.engine)

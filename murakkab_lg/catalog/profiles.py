@@ -1,0 +1,190 @@
+"""Profiles: the measured or published numbers a policy plans with, each row with its source.
+
+A row without provenance is rejected at load time: a plan is only as trustworthy as the numbers
+behind it, and a user must be able to trace every figure to a machine run or a publication.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from murakkab_lg.errors import ConfigError
+
+__all__ = (
+    "SCHEMA_VERSION",
+    "DeploymentProfile",
+    "LoadPoint",
+    "ProfileFile",
+    "ProfileStore",
+    "Provenance",
+    "QualityScore",
+)
+
+SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Provenance(_Frozen):
+    """Where a row came from: a run on a described machine, or a publication."""
+
+    kind: Literal["measured", "published"]
+    source: str
+    date: str
+    machine: str | None = None
+    command: str | None = None
+    package_versions: dict[str, str] = {}
+    file: str | None = None
+    commit: str | None = None
+    license: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Provenance:
+        if self.kind == "measured" and not (self.machine and self.command):
+            raise ValueError("measured provenance needs `machine` and `command`")
+        if self.kind == "published" and not (self.license and (self.commit or self.date)):
+            raise ValueError("published provenance needs `license` and a `commit` or `date`")
+        return self
+
+    def describe(self) -> str:
+        if self.kind == "measured":
+            return f"measured on {self.machine} ({self.date})"
+        return f"published: {self.source}"
+
+
+class QualityScore(_Frozen):
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+    metric: str
+    n: Annotated[int, Field(ge=1)]
+    ci_low: Annotated[float, Field(ge=0.0, le=1.0)]
+    ci_high: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class LoadPoint(_Frozen):
+    """Speed and energy at one concurrency level."""
+
+    concurrency: Annotated[int, Field(ge=1)]
+    prefill_tok_s: Annotated[float, Field(gt=0)]
+    tpot_s: Annotated[float, Field(gt=0)]  # time per output token, per stream
+    throughput_tok_s: Annotated[float, Field(gt=0)]  # aggregate output tokens/s
+    power_w: Annotated[float, Field(ge=0)] | None = None
+    energy_per_output_token_j: Annotated[float, Field(ge=0)]
+    energy_per_input_token_j: Annotated[float, Field(ge=0)] = 0.0
+
+
+class DeploymentProfile(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    deployment: str
+    model: str
+    engine: str
+    hardware: str
+    quality: dict[str, QualityScore] = {}
+    load: tuple[LoadPoint, ...]
+    memory_gb: Annotated[float, Field(ge=0)] | None = None
+    energy_label: Literal["estimated", "measured", "published"]
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _sorted_load(self) -> DeploymentProfile:
+        if not self.load:
+            raise ValueError(f"profile {self.deployment!r} has no load points")
+        if list(self.load) != sorted(self.load, key=lambda p: p.concurrency):
+            object.__setattr__(self, "load", tuple(sorted(self.load, key=lambda p: p.concurrency)))
+        return self
+
+    def at(self, concurrency: float = 1.0) -> LoadPoint:
+        """The load point at `concurrency`, linearly interpolated between measured levels."""
+        pts = self.load
+        if concurrency <= pts[0].concurrency:
+            return pts[0]
+        for lo, hi in itertools.pairwise(pts):
+            if concurrency <= hi.concurrency:
+                w = (concurrency - lo.concurrency) / (hi.concurrency - lo.concurrency)
+
+                def mix(a: float, b: float, w: float = w) -> float:
+                    return a + (b - a) * w
+
+                return LoadPoint(
+                    concurrency=max(1, round(concurrency)),
+                    prefill_tok_s=mix(lo.prefill_tok_s, hi.prefill_tok_s),
+                    tpot_s=mix(lo.tpot_s, hi.tpot_s),
+                    throughput_tok_s=mix(lo.throughput_tok_s, hi.throughput_tok_s),
+                    power_w=None,
+                    energy_per_output_token_j=mix(lo.energy_per_output_token_j, hi.energy_per_output_token_j),
+                    energy_per_input_token_j=mix(lo.energy_per_input_token_j, hi.energy_per_input_token_j),
+                )
+        return pts[-1]
+
+    def latency_s(self, input_tokens: int, output_tokens: int, concurrency: float = 1.0) -> float:
+        p = self.at(concurrency)
+        return input_tokens / p.prefill_tok_s + output_tokens * p.tpot_s
+
+    def energy_j(self, input_tokens: int, output_tokens: int, concurrency: float = 1.0) -> float:
+        p = self.at(concurrency)
+        return input_tokens * p.energy_per_input_token_j + output_tokens * p.energy_per_output_token_j
+
+
+class ProfileFile(_Frozen):
+    """One profile file on disk: a schema version, what produced it, and its rows."""
+
+    schema_version: int = SCHEMA_VERSION
+    produced_by: str
+    profiles: tuple[DeploymentProfile, ...]
+
+
+class ProfileStore:
+    """Profiles by deployment name; later sources override earlier ones (measured over shipped)."""
+
+    def __init__(self, profiles: Iterable[DeploymentProfile] = (), source: str = "") -> None:
+        self._rows: dict[str, DeploymentProfile] = {}
+        self.sources: list[str] = []
+        self.add(profiles, source)
+
+    def add(self, profiles: Iterable[DeploymentProfile], source: str = "") -> None:
+        for p in profiles:
+            self._rows[p.deployment] = p
+        if source:
+            self.sources.append(source)
+
+    @classmethod
+    def load(cls, *paths: Path | str) -> ProfileStore:
+        store = cls()
+        for path in paths:
+            store.add(read_profile_file(path).profiles, str(path))
+        return store
+
+    def get(self, deployment: str) -> DeploymentProfile | None:
+        return self._rows.get(deployment)
+
+    def __contains__(self, deployment: str) -> bool:
+        return deployment in self._rows
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._rows.values())
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def read_profile_file(path: Path | str) -> ProfileFile:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read profile file {path}: {e}") from None
+    try:
+        return ProfileFile.model_validate(data)
+    except ValueError as e:
+        raise ConfigError(f"profile file {path} is invalid: {e}") from None
+
+
+def write_profile_file(path: Path | str, profile_file: ProfileFile) -> None:
+    Path(path).write_text(profile_file.model_dump_json(indent=1) + "\n")

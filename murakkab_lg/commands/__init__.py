@@ -1,0 +1,1 @@
+"""One module per `murakkab` subcommand: `build_parser(prog)` and `run(args) -> int`."""

@@ -1,0 +1,99 @@
+"""One exception tree for murakkab-lg.
+
+Every message names the cause and the fix, so a user reading a log line knows what to change
+without opening the source.
+
+    MurakkabError
+    ├── ConfigError              bad annotation, unknown intent, malformed config file
+    │   └── UnknownIntentError
+    ├── PlanInfeasibleError      no assignment meets a node's constraint or the workflow SLO
+    ├── ModelError               a model file is missing, partial or corrupt
+    ├── EngineError              an engine binary is missing, will not start or died
+    │   ├── EngineNotFoundError
+    │   ├── EngineStartError
+    │   ├── EngineUnavailableError   no healthy replica can serve a request right now
+    │   └── EngineRequestError       the engine refused this request (4xx: bad input, too long)
+    └── RoutingError             a call names a node, intent or deployment the runtime does not know
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "ConfigError",
+    "EngineError",
+    "EngineNotFoundError",
+    "EngineRequestError",
+    "EngineStartError",
+    "EngineUnavailableError",
+    "ModelError",
+    "MurakkabError",
+    "PlanInfeasibleError",
+    "RoutingError",
+    "UnknownIntentError",
+)
+
+
+class MurakkabError(Exception):
+    """Base of every error this library raises on purpose."""
+
+
+class ConfigError(MurakkabError, ValueError):
+    """An annotation, constraint or configuration file is invalid."""
+
+
+class UnknownIntentError(ConfigError):
+    """An intent name is not registered."""
+
+
+class PlanInfeasibleError(MurakkabError):
+    """No assignment satisfies the stated constraints.
+
+    `node` and `constraint` name what failed; `best` is the best achievable value, so callers can
+    relax the constraint to exactly what the fleet can deliver.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        constraint: str | None = None,
+        best: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.constraint = constraint
+        self.best = best
+
+
+class ModelError(MurakkabError):
+    """A model artifact is missing, partial or fails its pinned hash."""
+
+
+class EngineError(MurakkabError):
+    """An engine could not be started or stopped working."""
+
+
+class EngineNotFoundError(EngineError):
+    """The engine's binary or Python package is not installed."""
+
+
+class EngineStartError(EngineError):
+    """The engine process exited early or never became ready."""
+
+
+class EngineUnavailableError(EngineError):
+    """No healthy replica can take the request (all dead, draining, or at capacity)."""
+
+
+class EngineRequestError(EngineError):
+    """The engine answered 4xx: the request itself is at fault, so retrying elsewhere won't help."""
+
+    def __init__(self, message: str, *, status_code: int, body: object = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+
+
+class RoutingError(MurakkabError):
+    """A request names a node, intent or deployment that the runtime cannot resolve."""

@@ -1,0 +1,313 @@
+"""The Runtime: plans workflows, keeps the planned deployments running, and serves calls.
+
+Everything above it (the LangGraph adapter, MurakkabChat, the HTTP server, the CLI) sends
+OpenAI-format chat bodies plus a `Route` here; everything below it (policies, engines, profiles)
+never sees LangGraph or HTTP clients of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from murakkab_lg.catalog.profiles import ProfileStore
+from murakkab_lg.errors import ConfigError, EngineRequestError, EngineUnavailableError, RoutingError
+from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
+from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
+from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
+from murakkab_lg.spec import Deployment, Intent, Objective, Plan, Workflow, WorkflowNode
+
+__all__ = ("Route", "Runtime")
+
+Body = dict[str, Any]
+_STRIP = ("murakkab",)
+
+
+class Route(BaseModel):
+    """Where a call comes from: the workflow node and its annotation, or an explicit deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str | None = None
+    node: str | None = None
+    intent: Intent | None = None
+    deployment: str | None = None
+
+
+class Runtime:
+    """Profile-guided planning plus deployment lifecycle plus routing, in one process."""
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment],
+        profiles: ProfileStore,
+        *,
+        policy: str | Policy = "greedy",
+        objective: Objective = Objective.ENERGY,
+        default: str | None = None,
+        engine_factory: EngineFactory | None = None,
+        start_timeout_s: float = 180.0,
+    ) -> None:
+        self.deployments = {d.name: d for d in deployments}
+        if not self.deployments:
+            raise ConfigError("a Runtime needs at least one deployment")
+        if default is not None and default not in self.deployments:
+            raise ConfigError(f"default deployment {default!r} is not one of {', '.join(self.deployments)}")
+        self.profiles = profiles
+        self.policy = get_policy(policy) if isinstance(policy, str) else policy
+        self.objective = objective
+        self.default = default
+        self.telemetry = Telemetry()
+        self.plans: dict[str, Plan] = {}
+        self._pool = ReplicaPool(engine_factory, start_timeout_s) if engine_factory else ReplicaPool(
+            start_timeout_s=start_timeout_s)
+        self._routes: dict[tuple[str, str], str] = {}
+        self._intent_routes: dict[Intent, str] = {}
+        self._lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def embedded(cls, models: list[str] | None = None, **kwargs: Any) -> Runtime:
+        """The embedded CPU ladder: `models` (names or tiers), or every model already pulled."""
+        from murakkab_lg.catalog.embedded import embedded_deployments, pulled_models, shipped_profiles
+
+        chosen = models if models is not None else pulled_models()
+        if not chosen:
+            raise ConfigError("no embedded model is downloaded. To fix: run `murakkab models pull`.")
+        return cls(embedded_deployments(chosen), shipped_profiles(), **kwargs)
+
+    # -- planning -----------------------------------------------------------------------------
+    def candidates(self) -> tuple[Candidate, ...]:
+        out = []
+        for d in self.deployments.values():
+            prof = self.profiles.get(d.name)
+            if prof is not None:
+                out.append(Candidate(deployment=d, profile=prof))
+        if not out:
+            raise ConfigError(
+                f"no profile for any deployment ({', '.join(self.deployments)}). To fix: run "
+                "`murakkab profile`."
+            )
+        return tuple(out)
+
+    def plan(self, workflow: Workflow, policy: str | Policy | None = None) -> Plan:
+        """A plan for `workflow`; pure (nothing starts)."""
+        pol = self.policy if policy is None else (get_policy(policy) if isinstance(policy, str) else policy)
+        problem = PlanningProblem(workflow=workflow, candidates=self.candidates(),
+                                  objective=workflow.objective or self.objective,
+                                  profile_source="; ".join(self.profiles.sources))
+        return pol.plan(problem)
+
+    def apply(self, plan: Plan, *, start: bool = True) -> None:
+        """Route the plan's nodes to its deployments and (by default) start them now."""
+        for d in plan.deployments:
+            if d.name not in self.deployments:
+                self.deployments[d.name] = d
+        with self._lock:
+            for c in plan.choices:
+                self._routes[(plan.workflow, c.node)] = c.deployment
+            self.plans[plan.workflow] = plan
+        if start:
+            for d in plan.deployments:
+                self._pool.ensure(d)
+
+    def resolve(self, route: Route | None) -> Deployment:
+        """Route -> deployment: explicit deployment > planned node > intent > default."""
+        if route is not None:
+            if route.deployment is not None:
+                try:
+                    return self.deployments[route.deployment]
+                except KeyError:
+                    raise RoutingError(
+                        f"unknown deployment {route.deployment!r}; valid: {', '.join(self.deployments)}"
+                    ) from None
+            if route.node is not None:
+                name = self._routes.get((route.workflow or "", route.node))
+                if name is not None:
+                    return self.deployments[name]
+            if route.intent is not None:
+                return self.deployments[self._route_intent(route.intent)]
+        if self.default is not None:
+            return self.deployments[self.default]
+        raise RoutingError(
+            "the call has no annotated node, intent or deployment and the runtime has no default. "
+            "To fix: annotate the node, pass model='murakkab/<intent>', or set Runtime(default=...)."
+        )
+
+    def _route_intent(self, intent: Intent) -> str:
+        name = self._intent_routes.get(intent)
+        if name is None:
+            wf = Workflow(name=f"intent:{intent.intent}", nodes=(WorkflowNode(name=intent.intent, intent=intent),),
+                          objective=self.objective)
+            name = self.plan(wf).choices[0].deployment
+            self._intent_routes[intent] = name
+        return name
+
+    # -- serving ------------------------------------------------------------------------------
+    def _prepare(self, body: Body, dep: Deployment) -> Body:
+        out = {k: v for k, v in body.items() if k not in _STRIP}
+        out["model"] = dep.name
+        return out
+
+    def _record(self, route: Route | None, rep: Replica, t0: float, wall0: float, *, ttft: float | None,
+                usage: Body | None, energy: float | None, error: str | None, retries: int) -> None:
+        usage = usage or {}
+        self.telemetry.record(CallRecord(
+            workflow=route.workflow if route else None, node=route.node if route else None,
+            intent=route.intent.intent if route and route.intent else None,
+            deployment=rep.deployment.name, model=rep.deployment.model, started_at=wall0,
+            latency_s=time.perf_counter() - t0, ttft_s=ttft,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            energy_j=energy, energy_label="estimated" if energy is not None else None,
+            ok=error is None, error=error, retries=retries,
+        ))
+
+    def complete(self, body: Body, route: Route | None = None) -> Body:
+        """One non-streaming chat completion, retried once on a dead engine (restarted first)."""
+        dep = self.resolve(route)
+        req = self._prepare(body, dep)
+        for attempt in (0, 1):
+            rep = self._pool.pick(dep)
+            t0, wall0 = time.perf_counter(), time.time()
+            token = rep.meter.begin()
+            rep.inflight += 1
+            try:
+                resp = rep.engine.complete(req)
+            except EngineUnavailableError as e:
+                rep.inflight -= 1
+                self._record(route, rep, t0, wall0, ttft=None, usage=None, energy=rep.meter.end(token),
+                             error=str(e), retries=attempt)
+                if attempt:
+                    raise
+                self._pool.restart(rep)
+                continue
+            except EngineRequestError as e:
+                rep.inflight -= 1
+                self._record(route, rep, t0, wall0, ttft=None, usage=None, energy=rep.meter.end(token),
+                             error=str(e), retries=attempt)
+                raise
+            rep.inflight -= 1
+            timings = resp.get("timings") or {}
+            ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
+            self._record(route, rep, t0, wall0, ttft=ttft, usage=resp.get("usage"),
+                         energy=rep.meter.end(token), error=None, retries=attempt)
+            return resp
+        raise AssertionError("unreachable")
+
+    async def acomplete(self, body: Body, route: Route | None = None) -> Body:
+        dep = self.resolve(route)
+        if not self._pool.is_running(dep.name):
+            await asyncio.to_thread(self._pool.ensure, dep)
+        req = self._prepare(body, dep)
+        for attempt in (0, 1):
+            rep = self._pool.pick(dep)
+            t0, wall0 = time.perf_counter(), time.time()
+            token = rep.meter.begin()
+            rep.inflight += 1
+            try:
+                resp = await rep.engine.acomplete(req)
+            except (EngineUnavailableError, EngineRequestError) as e:
+                rep.inflight -= 1
+                self._record(route, rep, t0, wall0, ttft=None, usage=None, energy=rep.meter.end(token),
+                             error=str(e), retries=attempt)
+                if attempt or isinstance(e, EngineRequestError):
+                    raise
+                await asyncio.to_thread(self._pool.restart, rep)
+                continue
+            rep.inflight -= 1
+            timings = resp.get("timings") or {}
+            ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
+            self._record(route, rep, t0, wall0, ttft=ttft, usage=resp.get("usage"),
+                         energy=rep.meter.end(token), error=None, retries=attempt)
+            return resp
+        raise AssertionError("unreachable")
+
+    def stream(self, body: Body, route: Route | None = None) -> Iterator[Body]:
+        """Streamed chunks; a dead engine is retried only before the first chunk (nothing lost)."""
+        dep = self.resolve(route)
+        req = self._prepare(body, dep)
+        req.setdefault("stream_options", {"include_usage": True})
+        for attempt in (0, 1):
+            rep = self._pool.pick(dep)
+            t0, wall0 = time.perf_counter(), time.time()
+            token = rep.meter.begin()
+            rep.inflight += 1
+            ttft, usage, error, sent = None, None, None, False
+            try:
+                for chunk in rep.engine.stream(req):
+                    if ttft is None and chunk.get("choices"):
+                        ttft = time.perf_counter() - t0
+                    usage = chunk.get("usage") or usage
+                    sent = True
+                    yield chunk
+                return
+            except EngineUnavailableError as e:
+                error = str(e)
+                if attempt or sent:
+                    raise
+            except BaseException as e:
+                error = f"{type(e).__name__}: {e}"
+                raise
+            finally:
+                rep.inflight -= 1
+                self._record(route, rep, t0, wall0, ttft=ttft, usage=usage, energy=rep.meter.end(token),
+                             error=error, retries=attempt)
+            self._pool.restart(rep)
+
+    async def astream(self, body: Body, route: Route | None = None) -> AsyncIterator[Body]:
+        dep = self.resolve(route)
+        if not self._pool.is_running(dep.name):
+            await asyncio.to_thread(self._pool.ensure, dep)
+        req = self._prepare(body, dep)
+        req.setdefault("stream_options", {"include_usage": True})
+        for attempt in (0, 1):
+            rep = self._pool.pick(dep)
+            t0, wall0 = time.perf_counter(), time.time()
+            token = rep.meter.begin()
+            rep.inflight += 1
+            ttft, usage, error, sent = None, None, None, False
+            try:
+                async for chunk in rep.engine.astream(req):
+                    if ttft is None and chunk.get("choices"):
+                        ttft = time.perf_counter() - t0
+                    usage = chunk.get("usage") or usage
+                    sent = True
+                    yield chunk
+                return
+            except EngineUnavailableError as e:
+                error = str(e)
+                if attempt or sent:
+                    raise
+            except BaseException as e:
+                error = f"{type(e).__name__}: {e}"
+                raise
+            finally:
+                rep.inflight -= 1
+                self._record(route, rep, t0, wall0, ttft=ttft, usage=usage, energy=rep.meter.end(token),
+                             error=error, retries=attempt)
+            await asyncio.to_thread(self._pool.restart, rep)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def running(self) -> list[str]:
+        return self._pool.running()
+
+    def start(self, name: str) -> None:
+        self._pool.ensure(self.deployments[name])
+
+    def stop(self, name: str) -> None:
+        self._pool.stop(name)
+
+    def close(self) -> None:
+        self._pool.stop_all()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

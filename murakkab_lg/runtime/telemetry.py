@@ -1,0 +1,145 @@
+"""Per-call telemetry and CPU energy attribution.
+
+Energy on CPU is *estimated*: the engine process's CPU-seconds over the call, times a documented
+watts-per-core figure (catalog.hardware). When several calls run on one engine at once, each CPU
+second is shared equally among the calls in flight during it, so concurrent calls are not each
+charged for the whole engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ("CallRecord", "CpuEnergyMeter", "NodeSummary", "Telemetry", "summarize")
+
+
+class CallRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str | None
+    node: str | None
+    intent: str | None
+    deployment: str
+    model: str
+    started_at: float
+    latency_s: float
+    ttft_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    energy_j: float | None
+    energy_label: Literal["estimated", "measured"] | None
+    ok: bool = True
+    error: str | None = None
+    retries: int = 0
+
+
+class CpuEnergyMeter:
+    """Attributes one engine process's CPU time to the calls in flight on it."""
+
+    def __init__(self, read_cpu_s: Callable[[], float | None], watts_per_core: float) -> None:
+        self._read = read_cpu_s
+        self.watts_per_core = watts_per_core
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._inflight: dict[int, float] = {}
+        self._ids = itertools.count()
+
+    def _advance(self) -> None:
+        now = self._read()
+        if now is None:
+            return
+        if self._last is not None and self._inflight:
+            share = max(0.0, now - self._last) / len(self._inflight)
+            for k in self._inflight:
+                self._inflight[k] += share
+        self._last = now
+
+    def begin(self) -> int:
+        with self._lock:
+            self._advance()
+            token = next(self._ids)
+            self._inflight[token] = 0.0
+            return token
+
+    def end(self, token: int) -> float | None:
+        """Joules attributed to the call, or None where CPU time cannot be read."""
+        with self._lock:
+            self._advance()
+            cpu = self._inflight.pop(token, None)
+        if cpu is None or self._last is None:
+            return None
+        return cpu * self.watts_per_core
+
+
+class Telemetry:
+    """An append-only, thread-safe list of call records with a listener hook."""
+
+    def __init__(self) -> None:
+        self._records: list[CallRecord] = []
+        self._lock = threading.Lock()
+        self.listeners: list[Callable[[CallRecord], None]] = []
+
+    def record(self, rec: CallRecord) -> None:
+        with self._lock:
+            self._records.append(rec)
+        for fn in self.listeners:
+            fn(rec)
+
+    def records(self) -> list[CallRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def since(self, mark: int) -> list[CallRecord]:
+        with self._lock:
+            return self._records[mark:]
+
+
+class NodeSummary(BaseModel):
+    node: str
+    deployments: tuple[str, ...]
+    calls: int
+    errors: int
+    p50_s: float
+    p95_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    energy_j: float
+    energy_label: str
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return 0.0
+    if len(xs) == 1:
+        return xs[0]
+    return statistics.quantiles(xs, n=100, method="inclusive")[int(q) - 1]
+
+
+def summarize(records: Iterable[CallRecord]) -> list[NodeSummary]:
+    """Per-node totals in first-seen order."""
+    by_node: dict[str, list[CallRecord]] = {}
+    for r in records:
+        by_node.setdefault(r.node or "(unrouted)", []).append(r)
+    out = []
+    for node, rs in by_node.items():
+        lat = sorted(r.latency_s for r in rs if r.ok)
+        labels = {r.energy_label for r in rs if r.energy_label}
+        out.append(NodeSummary(
+            node=node, deployments=tuple(dict.fromkeys(r.deployment for r in rs)), calls=len(rs),
+            errors=sum(not r.ok for r in rs), p50_s=_pct(lat, 50), p95_s=_pct(lat, 95),
+            prompt_tokens=sum(r.prompt_tokens for r in rs),
+            completion_tokens=sum(r.completion_tokens for r in rs),
+            energy_j=sum(r.energy_j or 0.0 for r in rs),
+            energy_label="/".join(sorted(labels)) or "unknown",
+        ))
+    return out
