@@ -18,8 +18,10 @@ __all__ = (
     "ApiSettings",
     "Constraints",
     "Deployment",
+    "Device",
     "EngineConfig",
     "Intent",
+    "Inventory",
     "LlamaCppSettings",
     "NodeChoice",
     "Objective",
@@ -248,6 +250,23 @@ class Placement(_Frozen):
     device: str = "cpu"
     gpus: tuple[int, ...] = ()
     host: str = "localhost"
+
+
+class Device(_Frozen):
+    """One schedulable device: a GPU (or MIG slice) or a host's CPU cores."""
+
+    id: str  # "cpu", "gpu0", "gpu0/mig1g.18gb/0"
+    kind: str  # "cpu", "H100", "A100", ...
+    memory_gb: Annotated[float, Field(ge=0.0)]
+    compute_units: Annotated[float, Field(gt=0.0)] = 1.0  # cores for a CPU, 1.0 for a whole GPU
+    host: str = "localhost"
+    power_limit_w: Annotated[float, Field(ge=0.0)] | None = None
+
+
+class Inventory(_Frozen):
+    """The devices a plan may place deployments on."""
+
+    devices: tuple[Device, ...]
 
 
 class Deployment(_Frozen):

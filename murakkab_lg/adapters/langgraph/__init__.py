@@ -1,0 +1,1 @@
+"""LangGraph integration: from a graph to a workflow (extract), annotations, and call interception."""
