@@ -13,7 +13,8 @@ without opening the source.
     │   ├── EngineStartError
     │   ├── EngineUnavailableError   no healthy replica can serve a request right now
     │   └── EngineRequestError       the engine refused this request (4xx: bad input, too long)
-    └── RoutingError             a call names a node, intent or deployment the runtime does not know
+    ├── RoutingError             a call names a node, intent or deployment the runtime does not know
+    └── TelemetryUnavailableError  GPU telemetry (NVML) cannot be read: no package, driver or GPU
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = (
     "MurakkabError",
     "PlanInfeasibleError",
     "RoutingError",
+    "TelemetryUnavailableError",
     "UnknownIntentError",
 )
 
@@ -97,3 +99,7 @@ class EngineRequestError(EngineError):
 
 class RoutingError(MurakkabError):
     """A request names a node, intent or deployment that the runtime cannot resolve."""
+
+
+class TelemetryUnavailableError(MurakkabError):
+    """GPU telemetry cannot be read (package, driver or GPU missing); callers fall back to estimates."""

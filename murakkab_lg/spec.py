@@ -248,8 +248,11 @@ class Placement(_Frozen):
     """Where a deployment runs."""
 
     device: str = "cpu"
-    gpus: tuple[int, ...] = ()
+    gpus: tuple[int, ...] = ()  # physical GPU indices; replica i uses gpus[i*tp:(i+1)*tp]
     host: str = "localhost"
+    # Per replica, the exact CUDA_VISIBLE_DEVICES value where GPU indices are not enough (MIG
+    # slices are addressed by UUID); empty: derived from `gpus`.
+    cuda_visible_devices: tuple[str, ...] = ()
 
 
 class Device(_Frozen):
@@ -261,6 +264,8 @@ class Device(_Frozen):
     compute_units: Annotated[float, Field(gt=0.0)] = 1.0  # cores for a CPU, 1.0 for a whole GPU
     host: str = "localhost"
     power_limit_w: Annotated[float, Field(ge=0.0)] | None = None
+    gpu_index: int | None = None  # the physical GPU (also for a MIG slice); None for a CPU
+    uuid: str | None = None  # "GPU-..." or "MIG-...": what CUDA_VISIBLE_DEVICES names a slice by
 
 
 class Inventory(_Frozen):
