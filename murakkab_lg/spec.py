@@ -111,6 +111,12 @@ class Intent(_Frozen):
     expected_calls: Annotated[float, Field(gt=0.0)] = 1.0
     expected_input_tokens: Annotated[int, Field(ge=0)] = 200
     expected_output_tokens: Annotated[int, Field(ge=1)] = 32
+    # How many times the node runs per workflow run (a loop's expected iterations); the extractor
+    # gives every node of a loop the largest value annotated on any of them.
+    expected_iterations: Annotated[float, Field(ge=1.0)] = 1.0
+    # How many copies run in parallel per run (a `Send` fan-out's expected width): they hit the
+    # deployment together, so latency and energy are predicted at that concurrency.
+    expected_fanout: Annotated[float, Field(ge=1.0)] = 1.0
 
     def __init__(self, intent: str | None = None, /, **data: Any) -> None:
         if intent is not None:
@@ -163,6 +169,9 @@ class Workflow(_Frozen):
     edges: tuple[tuple[str, str], ...] = ()
     latency_slo_s: Annotated[float, Field(gt=0.0)] | None = None
     objective: Objective | None = None  # None: the runtime's objective
+    # Expected workflow runs per second; None: one run at a time. With a rate, the planner checks
+    # that the deployments carry the load and predicts latency at the concurrency it implies.
+    arrival_rate_per_s: Annotated[float, Field(gt=0.0)] | None = None
 
     @model_validator(mode="after")
     def _edges_name_nodes(self) -> Workflow:
@@ -309,6 +318,8 @@ class NodeChoice(_Frozen):
     prediction: Prediction
     reason: str
     rejected: tuple[Rejection, ...] = ()
+    # Cascade plans: deployments to escalate to, in order, when the node's check fails.
+    escalation: tuple[str, ...] = ()
 
 
 class Plan(_Frozen):

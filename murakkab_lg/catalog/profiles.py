@@ -89,6 +89,10 @@ class DeploymentProfile(_Frozen):
     quality: dict[str, QualityScore] = {}
     load: tuple[LoadPoint, ...]
     memory_gb: Annotated[float, Field(ge=0)] | None = None
+    # Price per token for hosted (api) deployments, e.g. from litellm's price map; 0 for self-hosted
+    # engines, whose cost is their energy and hardware.
+    usd_per_input_token: Annotated[float, Field(ge=0)] = 0.0
+    usd_per_output_token: Annotated[float, Field(ge=0)] = 0.0
     energy_label: Literal["estimated", "measured", "published"]
     provenance: Provenance
 
@@ -126,6 +130,9 @@ class DeploymentProfile(_Frozen):
     def latency_s(self, input_tokens: int, output_tokens: int, concurrency: float = 1.0) -> float:
         p = self.at(concurrency)
         return input_tokens / p.prefill_tok_s + output_tokens * p.tpot_s
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens * self.usd_per_input_token + output_tokens * self.usd_per_output_token
 
     def energy_j(self, input_tokens: int, output_tokens: int, concurrency: float = 1.0) -> float:
         p = self.at(concurrency)

@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.catalog.profiles import DeploymentProfile
 from murakkab_lg.errors import ConfigError, PlanInfeasibleError
-from murakkab_lg.spec import Deployment, Objective, Plan, Prediction, Rejection, Workflow, WorkflowNode
+from murakkab_lg.spec import (
+    Deployment,
+    Inventory,
+    Objective,
+    Plan,
+    Prediction,
+    Rejection,
+    Workflow,
+    WorkflowNode,
+)
 
 __all__ = (
     "Candidate",
@@ -46,6 +55,7 @@ class PlanningProblem(BaseModel):
     candidates: tuple[Candidate, ...]
     objective: Objective = Objective.ENERGY
     profile_source: str = ""
+    inventory: Inventory | None = None  # None: capacity is not constrained
 
     def model_post_init(self, _ctx: object) -> None:
         if not self.candidates:
@@ -61,17 +71,23 @@ class Policy(Protocol):
 def evaluate(node: WorkflowNode, candidate: Candidate, concurrency: float = 1.0) -> Prediction:
     """Predicted quality, latency, energy and cost of running `node` on `candidate`.
 
-    Latency and energy scale with the node's expected calls (calls in one node run one after
-    another); quality is the profile's score for the node's intent, None where it was never
-    measured.
+    Latency and energy scale with the node's expected calls and loop iterations (they run one
+    after another); a fan-out of width w runs w copies at once, so each call is predicted at
+    concurrency max(concurrency, w) and energy and cost count all w copies. `concurrency` is the
+    deployment's operating concurrency. Quality is the profile's score for the node's intent, None
+    where it was never measured.
     """
     intent = node.intent
     prof = candidate.profile
     q = prof.quality.get(intent.intent)
-    calls = intent.expected_calls
-    latency = calls * prof.latency_s(intent.expected_input_tokens, intent.expected_output_tokens, concurrency)
-    energy = calls * prof.energy_j(intent.expected_input_tokens, intent.expected_output_tokens, concurrency)
-    return Prediction(quality=q.score if q else None, latency_s=latency, energy_j=energy, cost_usd=0.0)
+    runs = intent.expected_calls * intent.expected_iterations
+    width = intent.expected_fanout
+    conc = max(concurrency, width)
+    tin, tout = intent.expected_input_tokens, intent.expected_output_tokens
+    latency = runs * prof.latency_s(tin, tout, conc)
+    energy = runs * width * prof.energy_j(tin, tout, conc)
+    cost = runs * width * prof.cost_usd(tin, tout)
+    return Prediction(quality=q.score if q else None, latency_s=latency, energy_j=energy, cost_usd=cost)
 
 
 def check(node: WorkflowNode, name: str, pred: Prediction) -> Rejection | None:
