@@ -1,1 +1,25 @@
-"""adapters/telemetry"""
+"""GPU telemetry: inventory, power and measured energy (NVML), with a fake for CPU machines.
+
+Nothing here imports `pynvml` at import time; `open_nvml()` does, and says which extra to
+install when it is missing.
+"""
+
+from murakkab_lg.adapters.telemetry.base import GpuInfo, GpuTelemetry, MigInfo, short_gpu_kind
+from murakkab_lg.adapters.telemetry.energy import GpuEnergyAttributor, GpuEnergyMeter, GpuSample, sample
+from murakkab_lg.adapters.telemetry.inventory import detect_inventory, inventory_from_telemetry
+from murakkab_lg.adapters.telemetry.nvml import NvmlTelemetry, open_nvml
+
+__all__ = (
+    "GpuEnergyAttributor",
+    "GpuEnergyMeter",
+    "GpuInfo",
+    "GpuSample",
+    "GpuTelemetry",
+    "MigInfo",
+    "NvmlTelemetry",
+    "detect_inventory",
+    "inventory_from_telemetry",
+    "open_nvml",
+    "sample",
+    "short_gpu_kind",
+)
