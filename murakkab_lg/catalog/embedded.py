@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -16,8 +17,10 @@ __all__ = (
     "default_llamacpp_settings",
     "embedded_deployments",
     "measured_profile_path",
+    "profiled_deployments",
     "pulled_models",
     "shipped_profiles",
+    "sweep_deployment",
 )
 
 SHIPPED_CPU_PROFILE = "cpu_embedded_profile.json"
@@ -61,3 +64,33 @@ def shipped_profiles() -> ProfileStore:
     if local.is_file():
         store.add(read_profile_file(local).profiles, f"measured: {local}")
     return store
+
+
+# -- settings sweep rows ------------------------------------------------------------------------
+# `murakkab profile` also measures non-default llama.cpp settings; those rows are named
+# "<model>@t<threads>-np<parallel>" so the default row keeps the bare model name the runtime uses.
+_SWEEP_NAME = re.compile(r"^(?P<model>.+)@t(?P<threads>\d+)-np(?P<parallel>\d+)$")
+
+
+def sweep_deployment(model: str, threads: int, parallel: int) -> Deployment:
+    """The Deployment for one llama.cpp setting; the default setting keeps the bare model name."""
+    spec = embedded_model(model)
+    default = default_llamacpp_settings()
+    settings = default.model_copy(update={"threads": threads, "parallel": parallel})
+    name = spec.name if settings == default else f"{spec.name}@t{threads}-np{parallel}"
+    return Deployment(name=name, model=spec.name, engine=settings)
+
+
+def profiled_deployments(store: ProfileStore) -> list[Deployment]:
+    """Deployments for every embedded row in `store`, sweep rows included, so a runtime can use them."""
+    out = []
+    ladder = {m.name for m in EMBEDDED_LADDER}
+    for prof in store:
+        if prof.engine != "llamacpp":
+            continue
+        m = _SWEEP_NAME.match(prof.deployment)
+        if m and m["model"] in ladder:
+            out.append(sweep_deployment(m["model"], int(m["threads"]), int(m["parallel"])))
+        elif prof.deployment in ladder:
+            out.append(Deployment(name=prof.deployment, model=prof.deployment, engine=default_llamacpp_settings()))
+    return out

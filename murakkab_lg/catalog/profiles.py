@@ -72,12 +72,16 @@ class LoadPoint(_Frozen):
     """Speed and energy at one concurrency level."""
 
     concurrency: Annotated[int, Field(ge=1)]
-    prefill_tok_s: Annotated[float, Field(gt=0)]
+    # Per-stream prompt processing speed. None where the source does not publish it (the
+    # ML.ENERGY rows): latency then counts decode only, and the profile's provenance says so.
+    prefill_tok_s: Annotated[float, Field(gt=0)] | None
     tpot_s: Annotated[float, Field(gt=0)]  # time per output token, per stream
     throughput_tok_s: Annotated[float, Field(gt=0)]  # aggregate output tokens/s
     power_w: Annotated[float, Field(ge=0)] | None = None
     energy_per_output_token_j: Annotated[float, Field(ge=0)]
     energy_per_input_token_j: Annotated[float, Field(ge=0)] = 0.0
+    # Mean time to first token as a caller sees it (queueing + prefill), where measured.
+    ttft_s: Annotated[float, Field(ge=0)] | None = None
 
 
 class DeploymentProfile(_Frozen):
@@ -116,9 +120,13 @@ class DeploymentProfile(_Frozen):
                 def mix(a: float, b: float, w: float = w) -> float:
                     return a + (b - a) * w
 
+                def mix_opt(a: float | None, b: float | None) -> float | None:
+                    return None if a is None or b is None else mix(a, b)
+
                 return LoadPoint(
                     concurrency=max(1, round(concurrency)),
-                    prefill_tok_s=mix(lo.prefill_tok_s, hi.prefill_tok_s),
+                    prefill_tok_s=mix_opt(lo.prefill_tok_s, hi.prefill_tok_s),
+                    ttft_s=mix_opt(lo.ttft_s, hi.ttft_s),
                     tpot_s=mix(lo.tpot_s, hi.tpot_s),
                     throughput_tok_s=mix(lo.throughput_tok_s, hi.throughput_tok_s),
                     power_w=None,
@@ -129,7 +137,8 @@ class DeploymentProfile(_Frozen):
 
     def latency_s(self, input_tokens: int, output_tokens: int, concurrency: float = 1.0) -> float:
         p = self.at(concurrency)
-        return input_tokens / p.prefill_tok_s + output_tokens * p.tpot_s
+        prefill = input_tokens / p.prefill_tok_s if p.prefill_tok_s else 0.0
+        return prefill + output_tokens * p.tpot_s
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return input_tokens * self.usd_per_input_token + output_tokens * self.usd_per_output_token
@@ -152,12 +161,14 @@ class ProfileStore:
 
     def __init__(self, profiles: Iterable[DeploymentProfile] = (), source: str = "") -> None:
         self._rows: dict[str, DeploymentProfile] = {}
+        self._source_of: dict[str, str] = {}
         self.sources: list[str] = []
         self.add(profiles, source)
 
     def add(self, profiles: Iterable[DeploymentProfile], source: str = "") -> None:
         for p in profiles:
             self._rows[p.deployment] = p
+            self._source_of[p.deployment] = source or p.provenance.describe()
         if source:
             self.sources.append(source)
 
@@ -170,6 +181,10 @@ class ProfileStore:
 
     def get(self, deployment: str) -> DeploymentProfile | None:
         return self._rows.get(deployment)
+
+    def source_of(self, deployment: str) -> str | None:
+        """The source (as passed to `add`) whose row is in effect for `deployment`."""
+        return self._source_of.get(deployment)
 
     def __contains__(self, deployment: str) -> bool:
         return deployment in self._rows
