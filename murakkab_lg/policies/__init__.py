@@ -13,6 +13,8 @@ __all__ = ("Candidate", "PlanningProblem", "Policy", "evaluate", "get_policy", "
 _REGISTRY: dict[str, str] = {
     "static": "murakkab_lg.policies.static:StaticPolicy",
     "greedy": "murakkab_lg.policies.greedy:GreedyPolicy",
+    "milp": "murakkab_lg.policies.milp:MilpPolicy",
+    "cascade": "murakkab_lg.policies.cascade:CascadePolicy",
 }
 
 
