@@ -1,0 +1,154 @@
+"""`create_app(runtime, config)`: the one place the FastAPI app is assembled.
+
+Authentication and the early body-size check are a raw ASGI middleware (`Guard`), not a
+`BaseHTTPMiddleware`, because the latter costs a task and a queue per request on the hot path.
+Every error, including FastAPI's own 404/405 and anything unexpected, leaves as an OpenAI error
+envelope; an unexpected exception is logged with its traceback and answered with a reference id.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from murakkab_lg.adapters.engines.base import aclose_sessions
+from murakkab_lg.runtime import Runtime
+from murakkab_lg.server.config import ServeConfig
+from murakkab_lg.server.errors import ApiError, api_error_from, error_response
+from murakkab_lg.server.metrics import ServerMetrics
+from murakkab_lg.server.protocol import ChatCompletionRequest
+from murakkab_lg.server.routes import build_router
+from murakkab_lg.server.serving import ChatService
+
+__all__ = ("Guard", "create_app")
+
+
+class Guard:
+    """Bearer-key check for `/v1/*` (constant time) and a 413 for a declared oversized body.
+
+    `/health`, `/metrics` and the OpenAPI document stay open so probes and scrapers need no key;
+    bind to 127.0.0.1 (the default) or put them behind your network policy.
+    """
+
+    def __init__(self, app: ASGIApp, *, api_keys: Sequence[str], body_limit: int) -> None:
+        self.app = app
+        self.keys = tuple(k.encode() for k in api_keys)
+        self.limit = body_limit
+
+    def _authorised(self, value: bytes | None) -> bool:
+        if value is None or value[:7].lower() != b"bearer ":
+            return False
+        token = value[7:].strip()
+        ok = False
+        for key in self.keys:  # no early exit: the time taken does not depend on which key matched
+            ok |= hmac.compare_digest(token, key)
+        return ok
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        auth = length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+            elif name == b"content-length":
+                length = value
+        if self.keys and scope["path"].startswith("/v1/") and not self._authorised(auth):
+            err = ApiError(401, "missing or invalid API key. To fix: send `Authorization: Bearer <key>` with a "
+                           "key the server was started with (--api-key or $MURAKKAB_API_KEYS).",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            await error_response(err)(scope, receive, send)
+            return
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            err = ApiError(413, f"request body of {int(length)} bytes is over the {self.limit}-byte limit. To fix: "
+                           "send less, or raise `body_limit_bytes` in the server config.", code="request_too_large")
+            await error_response(err)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus our request model (the chat route reads its body itself)."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema = ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["ChatCompletionRequest"] = schema
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
+               api_keys: Sequence[str] | None = None, close_runtime: bool = False) -> FastAPI:
+    """The OpenAI-compatible app over `runtime`.
+
+    `api_keys=None` takes the keys from the config (file and environment variable); an empty
+    sequence turns authentication off. `close_runtime=True` stops the engines on shutdown (the
+    CLI owns its Runtime; a caller that passes its own usually does not want that).
+    """
+    config = config or ServeConfig()
+    keys = config.resolved_api_keys() if api_keys is None else tuple(api_keys)
+    metrics = ServerMetrics()
+    runtime.telemetry.listeners.append(metrics.observe)
+    service = ChatService(runtime, config, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        for name in config.warm:
+            await anyio.to_thread.run_sync(runtime.start, name)
+        try:
+            yield
+        finally:
+            if metrics.observe in runtime.telemetry.listeners:
+                runtime.telemetry.listeners.remove(metrics.observe)
+            await aclose_sessions()  # engine connections belong to this loop, which ends now
+            if close_runtime:
+                await anyio.to_thread.run_sync(runtime.close)
+
+    app = FastAPI(title="murakkab-lg", version=_version(), lifespan=lifespan,
+                  description="An OpenAI-compatible endpoint over the murakkab-lg Runtime: "
+                  "`model=\"murakkab/<intent>\"` is planned onto a deployment; see docs/server.md.")
+    app.state.service = service
+    app.state.metrics = metrics
+    app.include_router(build_router(service))
+    app.add_middleware(Guard, api_keys=keys, body_limit=config.body_limit_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return error_response(ApiError(exc.status_code, str(exc.detail), code=code, headers=exc.headers))
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(ApiError(400, f"invalid request: {exc.errors()}"))
+
+    async def on_error(_: Request, exc: Exception) -> Response:
+        return error_response(api_error_from(exc, valid_models=service.model_names()))
+
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ApiError, on_error)
+    app.add_exception_handler(Exception, on_error)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("murakkab-lg")
+    except PackageNotFoundError:
+        return "0"

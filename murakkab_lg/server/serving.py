@@ -1,0 +1,259 @@
+"""The chat endpoint's logic: parse, route, admit, call the Runtime, shape the answer.
+
+It returns values, never HTTP objects (vLLM's split): a `ChatResult` holding JSON bytes, an SSE
+byte stream, or an `ApiError`; `routes.py` turns those into Starlette responses.
+
+Why the hot path looks the way it does: a gateway must cost far less than the engine behind it,
+so a request is parsed once with orjson, validated once with a strict pydantic model, forwarded as
+the client's own JSON (minus our field and any non-OpenAI extras), and the engine's answer is
+serialised back with orjson without building response objects. Routes and intents without
+constraints are cached, so the common `model="murakkab/<intent>"` call allocates almost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from murakkab_lg.runtime import Route, Runtime
+from murakkab_lg.server.config import ServeConfig
+from murakkab_lg.server.errors import ApiError, api_error_from, validation_message
+from murakkab_lg.server.metrics import ServerMetrics
+from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
+from murakkab_lg.spec import Intent, known_intents
+
+__all__ = ("MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
+
+MODEL_PREFIX = "murakkab/"
+_DONE = b"data: [DONE]\n\n"
+_ALWAYS_USAGE = {"include_usage": True}
+
+
+class Admission:
+    """A bounded queue in front of the Runtime: `max_inflight` served, `max_queue` waiting, rest 429.
+
+    Why: past a point, queueing only adds latency to every request and memory to the server;
+    refusing early with Retry-After lets clients (the openai SDK retries 429) back off instead.
+    """
+
+    def __init__(self, max_inflight: int, max_queue: int, retry_after_s: int, metrics: ServerMetrics) -> None:
+        self.max_inflight = max_inflight
+        self.capacity = max_inflight + max_queue
+        self.retry_after = str(retry_after_s)
+        self.metrics = metrics
+        self.admitted = 0  # serving + waiting
+        self._sem: asyncio.Semaphore | None = None
+
+    async def enter(self) -> None:
+        if self.admitted >= self.capacity:
+            self.metrics.rejected.inc()
+            raise ApiError(
+                429, f"the server is at capacity ({self.capacity} requests admitted); retry after "
+                f"{self.retry_after} s", type="rate_limit_error", code="server_overloaded",
+                headers={"Retry-After": self.retry_after})
+        self.admitted += 1
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.max_inflight)
+        if self._sem.locked():
+            self.metrics.queued.inc()
+            try:
+                await self._sem.acquire()
+            except BaseException:
+                self.admitted -= 1
+                raise
+            finally:
+                self.metrics.queued.dec()
+        else:
+            await self._sem.acquire()
+        self.metrics.inflight.inc()
+
+    def leave(self) -> None:
+        assert self._sem is not None
+        self._sem.release()
+        self.admitted -= 1
+        self.metrics.inflight.dec()
+
+
+@dataclass
+class ChatResult:
+    """What the route sends: `body` (JSON), or `stream` (SSE bytes) with `close` to call at the end."""
+
+    deployment: str
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+    _closers: list[Any] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Release the admission slot and the engine stream; safe to call more than once."""
+        closers, self._closers = self._closers, []
+        for fn in closers:
+            await fn()
+
+
+class ChatService:
+    """POST /v1/chat/completions and GET /v1/models over one Runtime."""
+
+    def __init__(self, runtime: Runtime, config: ServeConfig, metrics: ServerMetrics) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.metrics = metrics
+        self.admission = Admission(config.max_inflight, config.max_queue, config.retry_after_s, metrics)
+        self._intents: dict[str, Intent] = {}
+        self._model_routes: dict[str, Route] = {}
+
+    # -- models -------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        """`murakkab/<intent>` for every known intent, then each deployment, then `murakkab` if defaulted."""
+        names = [MODEL_PREFIX + i for i in known_intents()] + list(self.runtime.deployments)
+        if self.runtime.default is not None:
+            names.append("murakkab")
+        return names
+
+    def not_found(self, what: str) -> ApiError:
+        return ApiError(404, f"{what}. Valid models: {', '.join(self.model_names())}.",
+                        code="model_not_found", param="model")
+
+    # -- routing ------------------------------------------------------------------------------
+    def _intent(self, name: str, annotation: dict[str, Any] | None = None) -> Intent:
+        if not annotation or annotation.keys() == {"intent"}:
+            got = self._intents.get(name)
+            if got is not None:
+                return got
+        if name not in known_intents():
+            raise self.not_found(f"unknown intent {name!r}")
+        try:
+            intent = Intent(**(annotation or {"intent": name}))
+        except ValidationError as e:
+            msg, param = validation_message(e)
+            raise ApiError(400, msg.replace("invalid request", "invalid `murakkab` annotation"),
+                           param=f"murakkab.{param}" if param else "murakkab") from None
+        if not annotation or annotation.keys() == {"intent"}:
+            self._intents[name] = intent
+        return intent
+
+    def _route_of_model(self, model: str) -> Route:
+        """What the `model` field alone says: an intent, a deployment, or the default."""
+        got = self._model_routes.get(model)
+        if got is not None:
+            return got
+        if model.startswith(MODEL_PREFIX):
+            route = Route(intent=self._intent(model[len(MODEL_PREFIX):]))
+        elif model in self.runtime.deployments:
+            route = Route(deployment=model)
+        elif model == "murakkab" and self.runtime.default is not None:
+            route = Route()
+        else:
+            raise self.not_found(f"unknown model {model!r}")
+        if len(self._model_routes) < 4096:
+            self._model_routes[model] = route
+        return route
+
+    def route(self, req: ChatCompletionRequest, headers: Mapping[str, str]) -> Route:
+        """Body field `murakkab` > `X-Murakkab-*` headers > `murakkab/<intent>` > a deployment > default.
+
+        Each of workflow, node, intent and deployment comes from the first source that sets it.
+        The model name is always checked (an unknown one is a 404 even when the body routes), and
+        it contributes its intent if nothing above named one, or its deployment if nothing above
+        named an intent, node or deployment.
+        """
+        by_model = self._route_of_model(req.model)
+        opts = req.murakkab
+        h_intent = headers.get("x-murakkab-intent")
+        if opts is None and h_intent is None and "x-murakkab-node" not in headers \
+                and "x-murakkab-deployment" not in headers:
+            return by_model
+        workflow = (opts.workflow if opts else None) or headers.get("x-murakkab-workflow")
+        node = (opts.node if opts else None) or headers.get("x-murakkab-node")
+        deployment = (opts.deployment if opts else None) or headers.get("x-murakkab-deployment")
+        if opts is not None and opts.intent is not None:
+            intent: Intent | None = self._intent(opts.intent, opts.annotation())
+        elif h_intent:
+            intent = self._intent(h_intent)
+        else:
+            intent = by_model.intent
+        if intent is None and node is None and deployment is None:
+            deployment = by_model.deployment
+        if deployment is not None and deployment not in self.runtime.deployments:
+            raise self.not_found(f"unknown deployment {deployment!r}")
+        return Route(workflow=workflow, node=node, intent=intent, deployment=deployment)
+
+    # -- the endpoint -------------------------------------------------------------------------
+    def parse(self, raw: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise ApiError(400, f"malformed JSON body: {e}. To fix: send one JSON object.") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
+        try:
+            return data, ChatCompletionRequest.model_validate(data, strict=True)
+        except ValidationError as e:
+            msg, param = validation_message(e)
+            raise ApiError(400, msg, param=param) from None
+
+    async def chat(self, raw: bytes, headers: Mapping[str, str]) -> ChatResult:
+        """One request, end to end; raises ApiError for every failure it can name."""
+        data, req = self.parse(raw)
+        route = self.route(req, headers)
+        try:
+            deployment = self.runtime.resolve(route).name
+        except Exception as e:
+            raise api_error_from(e, valid_models=self.model_names()) from None
+        body = {k: v for k, v in data.items() if k in FORWARDED_FIELDS}
+        await self.admission.enter()
+        if req.stream:
+            return await self._stream(body, route, deployment, req.include_usage)
+        try:
+            resp = await self.runtime.acomplete(body, route)
+        except Exception as e:
+            raise api_error_from(e, valid_models=self.model_names()) from None
+        finally:
+            self.admission.leave()
+        return ChatResult(deployment=deployment, body=orjson.dumps(resp))
+
+    async def _stream(self, body: dict[str, Any], route: Route, deployment: str, include_usage: bool) -> ChatResult:
+        # Always ask the engine for usage (telemetry needs it); hide it unless the client asked.
+        body["stream_options"] = _ALWAYS_USAGE
+        upstream = self.runtime.astream(body, route)
+        released = False
+
+        async def close() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.admission.leave()
+                await upstream.aclose()  # cancels the engine request if it is still streaming
+
+        try:
+            first = await upstream.__anext__()  # routing and engine errors become HTTP errors here
+        except StopAsyncIteration:
+            first = None
+        except BaseException as e:
+            await close()
+            if isinstance(e, Exception):
+                raise api_error_from(e, valid_models=self.model_names()) from None
+            raise
+        return ChatResult(deployment=deployment, stream=self._sse(first, upstream, include_usage),
+                          _closers=[close])
+
+    async def _sse(self, first: dict[str, Any] | None, upstream: AsyncIterator[dict[str, Any]],
+                   include_usage: bool) -> AsyncIterator[bytes]:
+        chunk = first
+        try:
+            while chunk is not None:
+                if chunk.get("usage") is not None and not include_usage:
+                    if not chunk.get("choices"):
+                        chunk = await anext(upstream, None)
+                        continue
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+                chunk = await anext(upstream, None)
+        except Exception as e:  # the status line is gone: report in-band, as OpenAI does
+            err = api_error_from(e, valid_models=self.model_names())
+            yield b"data: " + err.body() + b"\n\n"
+        yield _DONE
