@@ -1,0 +1,101 @@
+"""The per-run report of a wrapped app: per node, the calls, who served them, latency, tokens, energy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from murakkab_lg.errors import RoutingError
+from murakkab_lg.runtime.telemetry import CallRecord, summarize
+
+__all__ = ("NodeReport", "RunReport")
+
+
+class NodeReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    intent: str | None
+    deployments: tuple[str, ...]
+    calls: int
+    errors: int
+    p50_s: float
+    p95_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    energy_j: float | None  # None: no engine reported CPU or GPU energy for these calls
+    energy_label: str
+
+
+class RunReport(BaseModel):
+    """What one wrapped run sent where. Energy is labelled `estimated` (CPU share) or `measured` (NVML)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow: str
+    started_at: float
+    wall_s: float
+    ok: bool
+    error: str | None = None
+    nodes: tuple[NodeReport, ...]
+    records: tuple[CallRecord, ...]
+
+    @classmethod
+    def build(cls, workflow: str, started_at: float, wall_s: float, records: list[CallRecord],
+              error: BaseException | None = None) -> RunReport:
+        intents = {}
+        for r in records:
+            intents.setdefault(r.node or "(unrouted)", r.intent)
+        nodes = tuple(
+            NodeReport(node=s.node, intent=intents.get(s.node), deployments=s.deployments, calls=s.calls,
+                       errors=s.errors, p50_s=s.p50_s, p95_s=s.p95_s, prompt_tokens=s.prompt_tokens,
+                       completion_tokens=s.completion_tokens,
+                       energy_j=s.energy_j if s.energy_label != "unknown" else None, energy_label=s.energy_label)
+            for s in summarize(records)
+        )
+        return cls(workflow=workflow, started_at=started_at, wall_s=wall_s, ok=error is None,
+                   error=f"{type(error).__name__}: {error}" if error is not None else None,
+                   nodes=nodes, records=tuple(records))
+
+    @property
+    def calls(self) -> int:
+        return len(self.records)
+
+    @property
+    def energy_j(self) -> float | None:
+        known = [n.energy_j for n in self.nodes if n.energy_j is not None]
+        return sum(known) if known else None
+
+    def node(self, name: str) -> NodeReport:
+        for n in self.nodes:
+            if n.node == name:
+                return n
+        raise RoutingError(f"no routed call from node {name!r} in this run; nodes with calls: "
+                           f"{', '.join(n.node for n in self.nodes) or 'none'}")
+
+    def deployment_of(self, node: str) -> str:
+        """The one deployment that served `node` in this run (an error if it was several)."""
+        deps = self.node(node).deployments
+        if len(deps) != 1:
+            raise RoutingError(f"node {node!r} was served by {len(deps)} deployments: {', '.join(deps)}")
+        return deps[0]
+
+    def served(self) -> dict[str, tuple[str, ...]]:
+        """node -> deployments that served it, for a one-line assertion in tests."""
+        return {n.node: n.deployments for n in self.nodes}
+
+    def table(self) -> Any:
+        from rich.table import Table
+
+        t = Table(title=f"{self.workflow}: {self.calls} routed calls in {self.wall_s:.2f} s")
+        for col in ("node", "intent", "deployment", "calls", "p50 s", "p95 s", "tokens in/out", "energy J"):
+            t.add_column(col, justify="right" if col not in ("node", "intent", "deployment") else "left")
+        for n in self.nodes:
+            energy = "n/a" if n.energy_j is None else f"{n.energy_j:.2f} ({n.energy_label})"
+            t.add_row(n.node, n.intent or "-", ", ".join(n.deployments), str(n.calls),
+                      f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy)
+        return t
+
+    def __rich__(self) -> Any:
+        return self.table()
