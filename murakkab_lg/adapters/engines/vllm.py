@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,6 +163,26 @@ def build_env(base: dict[str, str], visible: str | None, *, local_model: bool) -
     return env
 
 
+_ERROR_LINE = re.compile(r"\b(\w+(?:Error|Exception)): (.+)$")
+
+
+def _root_causes(log_path: Path, limit: int = 3) -> str:
+    """The exception messages in a vLLM log, first seen first: the root cause is raised in a worker
+    process and printed long before the tail, which only says 'Engine core initialization failed'."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return ""
+    found: dict[str, None] = {}
+    for line in text.splitlines():
+        m = None if " WARNING " in line else _ERROR_LINE.search(line)
+        if m:
+            found.setdefault(f"{m.group(1)}: {m.group(2).strip()}")
+    if not found:
+        return ""
+    return "Errors in the log:\n" + "\n".join(f"  {e}" for e in list(found)[:limit]) + "\n"
+
+
 def _children(pid: int) -> list[int]:
     """Every live descendant of `pid`, from /proc (empty where /proc is missing)."""
     parents: dict[int, list[int]] = {}
@@ -234,7 +255,8 @@ class VllmEngine(HttpEngine):
                     self._sweep()
                     raise EngineStartError(
                         f"vLLM for {self.name!r} exited with code {code} before it was ready. "
-                        f"Log ({self.process.log_path}):\n{self.process.log_tail(30)}"
+                        f"{_root_causes(self.process.log_path)}Log tail ({self.process.log_path}):\n"
+                        f"{self.process.log_tail(15)}"
                     )
                 try:
                     if probe.get("/health").status_code == 200:

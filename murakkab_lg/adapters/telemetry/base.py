@@ -70,7 +70,7 @@ class GpuTelemetry(Protocol):
 
 
 _KINDS = ("GH200", "H200", "H100", "H800", "H20", "B200", "B100", "GB200", "A100", "A800", "A10G", "A10", "A30",
-          "A40", "A6000", "L40S", "L40", "L4", "V100", "T4", "RTX 6000", "RTX 4090", "RTX 3090")
+          "A40", "A6000", "L40S", "L40", "L4", "V100", "P100", "P40", "T4", "RTX 6000", "RTX 4090", "RTX 3090")
 
 
 def short_gpu_kind(name: str) -> str:
@@ -89,4 +89,4 @@ def short_gpu_kind(name: str) -> str:
         # whole-token match: "A100" must not match inside "A1000"
         if (pos == 0 or not upper[pos - 1].isalnum()) and (end == len(upper) or not upper[end].isalnum()):
             return kind
-    return name.removeprefix("NVIDIA ").strip()
+    return name.removeprefix("NVIDIA ").removeprefix("Tesla ").strip()

