@@ -1,9 +1,20 @@
-"""murakkab-lg: profile-guided, workflow-wide model and engine selection for LangGraph agents."""
+"""murakkab-lg: profile-guided, workflow-wide model and engine selection for LangGraph agents.
 
-from murakkab_lg.adapters.chat import MurakkabChat
-from murakkab_lg.errors import MurakkabError, PlanInfeasibleError
-from murakkab_lg.runtime import Route, Runtime
-from murakkab_lg.spec import Constraints, Intent, Objective, Plan, Workflow, WorkflowNode, register_intent
+The public names load lazily (PEP 562): importing a light submodule such as
+`murakkab_lg.policies.milp` must not pull in LangChain, httpx or the runtime, so that policies
+stay pure functions that can be imported, tested and benchmarked alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from murakkab_lg.adapters.chat import MurakkabChat
+    from murakkab_lg.errors import MurakkabError, PlanInfeasibleError
+    from murakkab_lg.runtime import Route, Runtime
+    from murakkab_lg.spec import Constraints, Intent, Objective, Plan, Workflow, WorkflowNode, register_intent
 
 __all__ = (
     "Constraints",
@@ -19,3 +30,27 @@ __all__ = (
     "WorkflowNode",
     "register_intent",
 )
+
+_WHERE = {
+    "MurakkabChat": "murakkab_lg.adapters.chat",
+    "MurakkabError": "murakkab_lg.errors",
+    "PlanInfeasibleError": "murakkab_lg.errors",
+    "Route": "murakkab_lg.runtime",
+    "Runtime": "murakkab_lg.runtime",
+    **{n: "murakkab_lg.spec" for n in ("Constraints", "Intent", "Objective", "Plan", "Workflow",
+                                       "WorkflowNode", "register_intent")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'murakkab_lg' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
