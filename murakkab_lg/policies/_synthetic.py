@@ -42,6 +42,8 @@ def synthetic_candidates(n: int, seed: int, *, gpu: bool = False, levels: tuple[
         tpot = 0.004 * size ** 0.8 * rng.uniform(0.7, 1.4)
         prefill = 4000.0 / size ** 0.7 * rng.uniform(0.7, 1.4)
         e_tok = 0.05 * size * rng.uniform(0.6, 1.5)
+        boost = rng.uniform(0.5, 3.0)  # faster hardware / clocks: quicker, but more joules per token
+        tpot, prefill, e_tok = tpot / boost, prefill * boost, e_tok * boost ** 1.5
         load = tuple(
             LoadPoint(concurrency=c, prefill_tok_s=prefill, tpot_s=tpot * (1 + 0.15 * (c - 1)),
                       throughput_tok_s=c / (tpot * (1 + 0.15 * (c - 1))),
