@@ -69,8 +69,8 @@ class PlacementPlan(BaseModel):
 
     deployments: tuple[Deployment, ...]
     replicas: tuple[ReplicaPlacement, ...]
-    used_gb: dict[str, float]  # device id -> memory promised to replicas
-    capacity_gb: dict[str, float]  # device id -> memory * max utilization
+    used_gb: dict[str, float]  # "host:device id" -> memory promised to replicas
+    capacity_gb: dict[str, float]  # "host:device id" -> memory * max utilization
 
     def deployment(self, name: str) -> Deployment:
         return next(d for d in self.deployments if d.name == name)
@@ -235,6 +235,11 @@ def _infeasible(dep: Deployment, replica: int, need: float, slots: list[_Slot], 
     )
 
 
+def _key(device: Device) -> str:
+    """Device ids repeat across hosts ("gpu0" on every node); host plus id is unique."""
+    return f"{device.host}:{device.id}"
+
+
 def _floor2(x: float) -> float:
     return math.floor(x * 100 + 1e-9) / 100
 
@@ -253,7 +258,7 @@ def _result(
         total = sum(need for _, _, need in s.residents)
         for name, i, need in s.residents:
             share = need / s.device.memory_gb
-            util[(name, i, s.device.id)] = max(0.01, _floor2(share * (s.capacity_gb / total)))
+            util[(name, i, _key(s.device))] = max(0.01, _floor2(share * (s.capacity_gb / total)))
 
     replicas: list[ReplicaPlacement] = []
     updated: dict[str, Deployment] = {}
@@ -262,7 +267,7 @@ def _result(
         for i in range(dep.replicas):
             group = chosen[(dep.name, i)]
             devs = [s.device for s in group]
-            u = min(util[(dep.name, i, d.id)] for d in devs)
+            u = min(util[(dep.name, i, _key(d))] for d in devs)
             visible = ",".join(d.uuid if "/mig" in d.id and d.uuid else str(d.gpu_index) for d in devs)
             rs.append(ReplicaPlacement(
                 deployment=dep.name, replica=i, host=devs[0].host, devices=tuple(d.id for d in devs),
@@ -280,6 +285,6 @@ def _result(
     return PlacementPlan(
         deployments=tuple(updated.get(d.name, d) for d in deployments),
         replicas=tuple(replicas),
-        used_gb={s.device.id: s.used_gb for s in slots},
-        capacity_gb={s.device.id: s.capacity_gb for s in slots},
+        used_gb={_key(s.device): s.used_gb for s in slots},
+        capacity_gb={_key(s.device): s.capacity_gb for s in slots},
     )
