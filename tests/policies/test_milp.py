@@ -159,7 +159,7 @@ def test_quality_floor_error_names_node_and_best():
         MilpPolicy().plan(PlanningProblem(workflow=_one(Intent("extract", min_quality=0.995)),
                                           candidates=tuple(cands)))
     msg = str(err.value)
-    assert f"node 'extract': min_quality 0.99" in msg or "min_quality 1.00" in msg
+    assert "node 'extract': min_quality 0.99" in msg or "min_quality 1.00" in msg
     assert f"best available {best:.2f} ({who})" in msg
     assert err.value.node == "extract" and err.value.constraint == "min_quality" and err.value.best == best
 
