@@ -162,7 +162,7 @@ def run_profile(
                 f"energy estimated = engine CPU-seconds x {wpc:.2f} W/core ({WATTS_SOURCE})"),
     )
     rows: list[DeploymentProfile] = []
-    for model in opts.models:
+    for model in (embedded_model(m).name for m in opts.models):
         quality: dict[str, QualityScore] = {}
         for settings in _settings_grid(opts):
             dep = sweep_deployment(model, settings.threads, settings.parallel)
