@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from murakkab_lg.adapters.chat import MurakkabChat
+    from murakkab_lg.adapters.langgraph import annotate, wrap
     from murakkab_lg.errors import MurakkabError, PlanInfeasibleError
     from murakkab_lg.runtime import Route, Runtime
     from murakkab_lg.spec import Constraints, Intent, Objective, Plan, Workflow, WorkflowNode, register_intent
@@ -28,7 +29,9 @@ __all__ = (
     "Runtime",
     "Workflow",
     "WorkflowNode",
+    "annotate",
     "register_intent",
+    "wrap",
 )
 
 _WHERE = {
@@ -37,6 +40,8 @@ _WHERE = {
     "PlanInfeasibleError": "murakkab_lg.errors",
     "Route": "murakkab_lg.runtime",
     "Runtime": "murakkab_lg.runtime",
+    "annotate": "murakkab_lg.adapters.langgraph",
+    "wrap": "murakkab_lg.adapters.langgraph",
     **{n: "murakkab_lg.spec" for n in ("Constraints", "Intent", "Objective", "Plan", "Workflow",
                                        "WorkflowNode", "register_intent")},
 }
