@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from murakkab_lg.adapters.langgraph._graph import iter_nodes
 from murakkab_lg.errors import ConfigError, UnknownIntentError
-from murakkab_lg.spec import Constraints, Intent, known_intents
+from murakkab_lg.spec import Constraints, Intent, intent_metric, known_intents
 
 __all__ = ("ANNOTATION_KEY", "annotate", "annotations_of", "to_intent")
 
@@ -69,9 +69,11 @@ def to_intent(value: Any, where: str = "?") -> Intent:
         raise ConfigError(f"node {where!r}: the annotation names no intent; known intents: "
                           f"{', '.join(known_intents())}. To fix: add 'intent': '<one of these>'.")
     try:
-        intent = Intent.model_validate(dict(value))
+        intent_metric(value["intent"])
     except UnknownIntentError as e:
         raise UnknownIntentError(f"node {where!r}: {e}") from None
+    try:
+        intent = Intent.model_validate(dict(value))
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'annotation'}: {err['msg']}"
                              for err in e.errors())
