@@ -3,6 +3,7 @@ uvicorn server on 127.0.0.1 in a background thread, so every client test goes ov
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,8 @@ from murakkab_lg.runtime import Runtime
 from murakkab_lg.server import ServeConfig, create_app
 from murakkab_lg.testing.instant_engine import InstantEngine
 
+# litellm fetches its price map from the internet at import unless told to use its bundled copy.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 @pytest.fixture(scope="session")
 def instant_url() -> Iterator[str]:

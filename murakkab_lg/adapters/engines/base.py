@@ -12,6 +12,7 @@ instantly, httpx's AsyncClient capped a forwarding server at about 600 req/s, ai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import weakref
 from abc import ABC, abstractmethod
@@ -32,6 +33,17 @@ _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _ATIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=600.0)
 _JSON = {"content-type": "application/json"}
 _sessions: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
+
+
+def _discard(session: aiohttp.ClientSession) -> None:
+    """Drop a session whose event loop has ended: its sockets can only be closed synchronously now."""
+    if session.closed:
+        return
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        with contextlib.suppress(Exception):  # the loop is gone; closing the transports is best effort
+            connector._close()
 
 
 async def aclose_sessions() -> None:
@@ -148,6 +160,8 @@ class HttpEngine(EngineAdapter):
         loop = asyncio.get_running_loop()
         s = self._asession
         if s is None or s.closed or getattr(s, "_murakkab_loop", None) is not loop:
+            if s is not None and getattr(s, "_murakkab_loop", loop).is_closed():
+                _discard(s)
             s = aiohttp.ClientSession(
                 timeout=_ATIMEOUT, connector=aiohttp.TCPConnector(limit=_LIMITS.max_connections or 256),
             )
@@ -214,12 +228,15 @@ class HttpEngine(EngineAdapter):
         self._aclient = None  # its loop may be gone; the connections close with it
         session, self._asession = self._asession, None
         loop = getattr(session, "_murakkab_loop", None)
-        if session is not None and not session.closed and loop is not None and not loop.is_closed():
-            import asyncio
-            import contextlib
+        if session is None or session.closed or loop is None:
+            return
+        if loop.is_closed():
+            _discard(session)
+            return
+        import asyncio
 
-            with contextlib.suppress(RuntimeError):  # the loop stopped between the check and the call
-                loop.call_soon_threadsafe(lambda: asyncio.ensure_future(session.close()))
+        with contextlib.suppress(RuntimeError):  # the loop stopped between the check and the call
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(session.close()))
 
 
 class FunctionEngine(EngineAdapter):
