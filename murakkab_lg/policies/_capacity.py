@@ -67,13 +67,15 @@ def _need(cand: Candidate, inv: Inventory) -> Need:
     devs = list(enumerate(inv.devices))
     if place.host != "localhost":
         devs = [(i, d) for i, d in devs if d.host == place.host]
+    wanted: set = set()
     if place.cuda_visible_devices:
         wanted = set(place.cuda_visible_devices)
         devs = [(i, d) for i, d in devs if d.uuid in wanted or d.id in wanted]
         pinned = True
     elif place.gpus and not cpu:
-        wanted_idx = set(place.gpus)
-        devs = [(i, d) for i, d in devs if d.gpu_index in wanted_idx and "/" not in d.id]
+        wanted = set(place.gpus)
+        devs = [(i, d) for i, d in devs
+                if d.gpu_index in wanted and "/" not in d.id and _kind_matches(place.device, d)]
         pinned = True
     else:
         devs = [(i, d) for i, d in devs if _kind_matches(place.device, d)]
@@ -82,8 +84,13 @@ def _need(cand: Candidate, inv: Inventory) -> Need:
     fits = {i: m for i, m in memory.items() if m <= inv.devices[i].memory_gb + 1e-9}
     label = f"{dep.name} needs {slots} x {max(memory.values(), default=per_shard):.1f} GB on {place.device}"
     if pinned:
-        if len(fits) < len(memory) or not memory:
-            return Need(slots, memory, units, why_not=f"{label}; its pinned devices are missing or too small")
+        if len(devs) < len(wanted):
+            have = ", ".join(f"{d.id} ({d.kind})" for d in inv.devices) or "no devices"
+            return Need(slots, memory, units, why_not=(
+                f"{dep.name} is pinned to {place.device} {', '.join(map(str, sorted(wanted, key=str)))} but the "
+                f"inventory has {have}"))
+        if len(fits) < len(memory):
+            return Need(slots, memory, units, why_not=f"{label}; its pinned devices are too small")
         return Need(len(memory), memory, units, pinned=tuple(sorted(memory)))
     if len(fits) < slots:
         have = ", ".join(f"{d.id} {d.memory_gb:g} GB" for _, d in devs) or f"no {place.device} device"

@@ -96,8 +96,8 @@ def build_tables(workflows: Sequence[Workflow], candidates: Sequence[Candidate],
             for k in np.unique(kappa):
                 p = prof.at(float(k))
                 m = kappa == k
-                pre[m], tpot[m], e_in[m], e_out[m] = (
-                    p.prefill_tok_s, p.tpot_s, p.energy_per_input_token_j, p.energy_per_output_token_j)
+                pre[m], tpot[m], e_in[m], e_out[m] = (  # prefill not published: decode only, as evaluate()
+                    p.prefill_tok_s or np.inf, p.tpot_s, p.energy_per_input_token_j, p.energy_per_output_token_j)
             lat_l = runs * (tin / pre + tout * tpot)
             en_l = runs * width * (tin * e_in + tout * e_out)
             ld.append(lat_l)

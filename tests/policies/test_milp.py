@@ -19,7 +19,7 @@ from murakkab_lg.policies._synthetic import (
     synthetic_workflow,
 )
 from murakkab_lg.policies._tables import build_tables
-from murakkab_lg.policies.base import PlanningProblem, evaluate
+from murakkab_lg.policies.base import Candidate, PlanningProblem, evaluate
 from murakkab_lg.policies.greedy import GreedyPolicy
 from murakkab_lg.policies.milp import MilpPolicy, plan_many
 from murakkab_lg.spec import Device, Intent, Inventory, Objective, Workflow, WorkflowNode
@@ -93,6 +93,10 @@ def test_tables_equal_evaluate_for_every_pair():
     wf = wf.model_copy(update={"nodes": tuple(
         n.model_copy(update={"intent": n.intent.model_copy(update={"expected_iterations": 1.0 + i % 3})})
         for i, n in enumerate(wf.nodes))})
+    from murakkab_lg.catalog.published import published_deployments, published_profiles
+
+    profiles = {p.deployment: p for p in published_profiles()}  # real rows: prefill not published
+    cands += [Candidate(deployment=d, profile=profiles[d.name]) for d in published_deployments()[:2]]
     t = build_tables([wf], cands, with_levels=True)
     for d, c in enumerate(cands):
         for lv, conc in enumerate(t.levels[d]):

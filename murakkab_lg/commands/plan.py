@@ -1,0 +1,178 @@
+"""`murakkab plan TARGET [--policy] [--objective] [--json PATH]`: plan a workflow and explain it.
+
+TARGET is a LangGraph graph as `package.module:attr` (a StateGraph, a compiled graph, a function
+returning one, or a `Workflow`), or a YAML/JSON workflow file (format in docs/planner.md). The
+candidates are the embedded CPU deployments that have a profile plus the published GPU rows,
+or those a `--profiles` file / the file's `deployments:` section names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from murakkab_lg.errors import ConfigError
+from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Workflow, WorkflowNode
+
+__all__ = ("build_parser", "load_workflow_file", "run")
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Plan a workflow and explain every choice.")
+    p.add_argument("target", help="`package.module:attr` (a LangGraph graph or Workflow) or a .yaml/.json file")
+    p.add_argument("--policy", default="milp", help="milp (default), greedy, cascade or static")
+    p.add_argument("--objective", choices=[o.value for o in Objective], default=None,
+                   help="what to minimise (default: the workflow's, else energy)")
+    p.add_argument("--slo", type=float, default=None, help="end-to-end latency SLO in seconds (overrides)")
+    p.add_argument("--candidates", choices=("all", "embedded", "published"), default="all",
+                   help="which shipped deployments to choose from (default: all that have a profile)")
+    p.add_argument("--profiles", action="append", default=[], metavar="FILE",
+                   help="extra profile file (JSON, `murakkab profile` output); may repeat")
+    p.add_argument("--inventory", metavar="FILE", help="devices to fit (YAML/JSON `devices: [...]`)")
+    p.add_argument("--json", metavar="PATH", help="also write the plan as JSON (`-`: stdout, no table)")
+    p.add_argument("--top", type=int, default=3, help="rejected alternatives shown per node (default 3)")
+    return p
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except ValueError as e:  # yaml.YAMLError derives from Exception; re-raise below
+        raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {e}") from None
+
+
+def _edge(e: Any, where: str) -> tuple[str, str]:
+    if isinstance(e, str) and "->" in e:
+        a, b = (s.strip() for s in e.split("->", 1))
+        return a, b
+    if isinstance(e, list | tuple) and len(e) == 2:
+        return str(e[0]), str(e[1])
+    raise ConfigError(f"{where}: edge {e!r} must be 'a -> b' or [a, b]")
+
+
+def _workflow(data: Any, where: str) -> Workflow:
+    if not isinstance(data, dict) or "nodes" not in data:
+        raise ConfigError(f"{where}: a workflow needs `nodes:` (see docs/planner.md)")
+    raw = data["nodes"]
+    items = raw.items() if isinstance(raw, dict) else ((n.get("name"), n) for n in raw)
+    nodes = []
+    for name, spec in items:
+        if not name:
+            raise ConfigError(f"{where}: every node in a `nodes:` list needs a `name`")
+        spec = {"intent": spec} if isinstance(spec, str) else {k: v for k, v in spec.items() if k != "name"}
+        try:
+            nodes.append(WorkflowNode(name=str(name), intent=Intent.model_validate(spec)))
+        except ValueError as e:
+            raise ConfigError(f"{where}: node {name!r}: {e}") from None
+    try:
+        return Workflow(name=data.get("name", Path(where).stem), nodes=tuple(nodes),
+                        edges=tuple(_edge(e, where) for e in data.get("edges", ())),
+                        latency_slo_s=data.get("latency_slo_s"), objective=data.get("objective"),
+                        arrival_rate_per_s=data.get("arrival_rate_per_s"))
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def load_workflow_file(path: str | Path) -> tuple[list[Workflow], Inventory | None, list[Deployment]]:
+    """Workflows (one, or several under `workflows:`), the optional inventory and deployments."""
+    path = Path(path)
+    data = _read(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level (see docs/planner.md)")
+    wfs = [_workflow(w, f"{path}[{i}]") for i, w in enumerate(data["workflows"])] if "workflows" in data else [
+        _workflow(data, str(path))]
+    try:
+        inv = Inventory.model_validate(data["inventory"]) if data.get("inventory") else None
+        deps = [Deployment.model_validate(d) for d in data.get("deployments", ())]
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return wfs, inv, deps
+
+
+def _from_python(target: str, slo: float | None) -> Workflow:
+    module_name, _, attr = target.partition(":")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"cannot load {target!r}: {e}. To fix: give `package.module:attr` importable from "
+                          "the current directory.") from None
+    if callable(obj) and not hasattr(obj, "get_graph") and not hasattr(obj, "compile"):
+        obj = obj()
+    if isinstance(obj, Workflow):
+        return obj.model_copy(update={"latency_slo_s": slo}) if slo else obj
+    from murakkab_lg.adapters.langgraph.extract import workflow_from_graph
+
+    return workflow_from_graph(obj, name=attr, latency_slo_s=slo)
+
+
+def _candidates(kind: str, profile_files: list[str], extra: list[Deployment]):  # type: ignore[no-untyped-def]
+    from murakkab_lg.catalog.profiles import ProfileStore, read_profile_file
+    from murakkab_lg.policies import Candidate
+
+    store, deps = ProfileStore(), list(extra)
+    if kind in ("all", "embedded"):
+        from murakkab_lg.catalog.embedded import embedded_deployments, shipped_profiles
+
+        shipped = shipped_profiles()
+        store.add(shipped, "; ".join(shipped.sources))
+        deps += embedded_deployments()
+    if kind in ("all", "published"):
+        from murakkab_lg.catalog.published import published_deployments, published_profiles
+
+        store.add(published_profiles(), "published: ML.ENERGY leaderboard + model cards")
+        deps += published_deployments()
+    for f in profile_files:
+        store.add(read_profile_file(f).profiles, f)
+    out = {d.name: Candidate(deployment=d, profile=store.get(d.name)) for d in deps if store.get(d.name)}
+    if not out:
+        raise ConfigError("no deployment has a profile to plan with. To fix: run `murakkab profile`, pass "
+                          "--profiles FILE, or use --candidates published.")
+    return tuple(out.values()), "; ".join(store.sources)
+
+
+def run(args: argparse.Namespace) -> int:
+    from murakkab_lg import explain
+    from murakkab_lg.policies import PlanningProblem, get_policy
+    from murakkab_lg.policies.milp import MilpPolicy, plan_many
+
+    inventory, extra = None, []
+    if args.target.lower().endswith((".yaml", ".yml", ".json")):
+        wfs, inventory, extra = load_workflow_file(args.target)
+        if args.slo:
+            wfs = [w.model_copy(update={"latency_slo_s": args.slo}) for w in wfs]
+    elif ":" in args.target:
+        wfs = [_from_python(args.target, args.slo)]
+    else:
+        raise ConfigError(f"target {args.target!r} is neither `module:attr` nor a .yaml/.json file")
+    if args.inventory:
+        inventory = Inventory.model_validate(_read(Path(args.inventory)))
+    cands, source = _candidates(args.candidates, args.profiles, extra)
+    objective = Objective(args.objective) if args.objective else (wfs[0].objective or Objective.ENERGY)
+    policy = get_policy(args.policy)
+    if isinstance(policy, MilpPolicy):
+        plans = plan_many(wfs, cands, inventory, objective, policy=policy, profile_source=source)
+    else:
+        plans = [policy.plan(PlanningProblem(workflow=w, candidates=cands, objective=objective,
+                                             inventory=inventory, profile_source=source)) for w in wfs]
+    if args.json:
+        explain.write_json(args.json, plans, wfs, top=args.top)
+    if args.json != "-":
+        console = Console()
+        for plan, wf in zip(plans, wfs, strict=True):
+            explain.render(plan, wf, console=console, top=args.top)
+    return 0
