@@ -101,7 +101,7 @@ def test_create_agent_two_tools_routed_to_planned_deployment(runtime, engine, pr
     engine.responder = _agent_script
     try:
         agent = create_agent(llm, tools=[add, multiply])
-        annotate(agent, {"model": Intent("plan", min_quality=0.8)})
+        annotate(agent, {"model": Intent("plan", min_quality=0.8, expected_iterations=2)})
         app = wrap(agent, runtime=runtime)
         out = app.invoke({"messages": [("user", "add 2 and 3, multiply 4 and 5")]})
     finally:
