@@ -236,7 +236,8 @@ def _plans(t: Tables, f: Formulation, opt: Options, sol: np.ndarray, wfs: Sequen
             d = node_dep[n]
             name = t.refs[n].node.name
             label = name if len(wfs) == 1 else f"{wf.name}/{name}"
-            bits = [f"joint {objective.value} optimum; {n_feasible[n]} of {len(t.candidates)} deployments meet its constraints alone"]
+            bits = [f"joint {objective.value} optimum; {n_feasible[n]} of {len(t.candidates)} deployments "
+                    "meet its constraints alone"]
             if name in path and (wf.latency_slo_s is not None or objective is Objective.LATENCY):
                 slo = f" of SLO {wf.latency_slo_s:g} s" if wf.latency_slo_s is not None else ""
                 bits.append(f"on the critical path ({span:.2f} s{slo})")
