@@ -289,3 +289,37 @@ def test_checkpointer_threads_with_config_and_batch(runtime, engine, provider, l
     assert [o["notes"] for o in outs] == [["engine small"]] * 2
     assert provider.requests == [] and len(engine.requests) == 5
     assert graph.invoke({"notes": []}, {"configurable": {"thread_id": "t3"}})["notes"] == ["provider says hi"]
+
+
+def test_server_mode_end_to_end_through_murakkab_serve(engine, provider, llm):
+    """wrap(graph, runtime=<murakkab serve URL>): the real server routes by the carried annotation."""
+    import socket
+
+    import uvicorn
+
+    from murakkab_lg.server.app import create_app
+
+    engine.clear()
+    runtime = scripted_runtime(engine, PROFILES)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime, api_keys=[]), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            threading.Event().wait(0.01)
+        graph = _same_named_graph(llm, dynamic=False)
+        annotate(graph, {"summarize": Intent("summarize"),
+                         "research/summarize": Intent("summarize", min_quality=0.8)})
+        app = wrap(graph, runtime=f"http://127.0.0.1:{sock.getsockname()[1]}/v1")
+        notes = app.invoke({"notes": []})["notes"]
+        assert notes[0] == "engine small" and notes[-1] == "engine big"
+        assert app.last_report().served() == {"summarize": ("small",), "research/summarize": ("big",)}
+        assert [r.model for r in engine.requests] == ["small", "big"]  # what the server sent its engines
+        assert provider.requests == []
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.close()
