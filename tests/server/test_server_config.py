@@ -1,0 +1,135 @@
+"""The config file (validation with clear errors) and `murakkab serve` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.catalog.profiles import ProfileFile, write_profile_file
+from murakkab_lg.errors import ConfigError
+from murakkab_lg.server import ServeConfig, build_runtime, load_config
+from murakkab_lg.testing.instant_engine import instant_deployments, synthetic_profiles
+
+
+def write_setup(tmp_path: Path, **overrides: object) -> Path:
+    """A config serving two instant-engine deployments (spawned by the runtime) with synthetic profiles."""
+    deps = instant_deployments(["fast", "smart"])
+    store = synthetic_profiles(deps, {"fast": {"classify": 0.6}, "smart": {"classify": 0.9}})
+    write_profile_file(tmp_path / "profiles.json", ProfileFile(produced_by="test (synthetic)", profiles=tuple(store)))
+    cfg = {
+        "deployments": [d.model_dump(mode="json") for d in deps],
+        "profiles": ["profiles.json"],  # relative to the config file
+        "engine_factory": "murakkab_lg.testing.instant_engine:engine_factory",
+        "policy": "greedy", "objective": "energy", "default": "fast", "warm": ["fast"],
+        **overrides,
+    }
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_valid_yaml_and_json_configs_build_a_runtime(tmp_path: Path) -> None:
+    cfg = load_config(write_setup(tmp_path, max_queue=5))
+    assert cfg.max_queue == 5 and cfg.profiles[0].is_absolute()
+    rt = build_runtime(cfg)
+    assert set(rt.deployments) == {"fast", "smart"} and rt.default == "fast"
+    rt.close()
+    js = tmp_path / "serve.json"
+    js.write_text('{"body_limit_bytes": 4096, "max_inflight": 2}')
+    assert load_config(js).body_limit_bytes == 4096
+    assert load_config(None) == ServeConfig()
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("max_queue: -1\n", "max_queue"),
+    ("objective: speed\n", "objective"),
+    ("polcy: greedy\n", "polcy"),  # a typo is an error, not a silent default
+    ("deployments: [{name: a, model: a, engine: {engine: llamacpp}}]\n", "profiles"),
+    ("engine_factory: not_dotted\n", "package.module:function"),
+    ("- just\n- a list\n", "mapping"),
+    ("max_queue: [\n", "not valid YAML"),
+])
+def test_invalid_configs_name_the_key_and_the_fix(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(path)
+
+
+def test_missing_file_and_unknown_warm_deployment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--config"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="warm names unknown deployment 'huge'"):
+        build_runtime(load_config(write_setup(tmp_path, warm=["huge"])))
+
+
+def test_api_keys_merge_file_environment_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEYS", "env-key-aaaa,env-key-bbbb")
+    cfg = ServeConfig(api_keys=["file-key-1234"], api_keys_env="MY_KEYS")
+    assert cfg.resolved_api_keys(["flag-key-5678"]) == ("file-key-1234", "env-key-aaaa", "env-key-bbbb",
+                                                        "flag-key-5678")
+
+
+def test_murakkab_serve_subprocess_serves_metrics_and_stops_its_engines(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MURAKKAB_API_KEYS": "cli-key-123456"}
+    proc = subprocess.Popen([sys.executable, "-m", "murakkab_lg.cli", "serve", "--config",
+                             str(write_setup(tmp_path)), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer cli-key-123456"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                health = httpx.get(base + "/health", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "murakkab serve did not come up"
+                time.sleep(0.2)
+        assert health["deployments"] == {"fast": "running", "smart": "stopped"}  # `warm` started fast
+        body = {"model": "murakkab/classify", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(base + "/v1/chat/completions", json=body).status_code == 401
+        r = httpx.post(base + "/v1/chat/completions", json=body, headers=auth, timeout=30)
+        assert r.status_code == 200 and r.headers["x-murakkab-deployment"] == "fast"
+        metrics = httpx.get(base + "/metrics").text
+        labels = 'deployment="fast",intent="classify",node=""'
+        assert f'murakkab_engine_calls_total{{{labels},outcome="ok"}} 1.0' in metrics
+        assert f"murakkab_engine_call_latency_seconds_count{{{labels}}} 1.0" in metrics
+        assert ('murakkab_tokens_total{deployment="fast",intent="classify",kind="completion",node=""} 2.0'
+                in metrics)
+        # Energy is the engine process's CPU time times watts per core: labelled an estimate.
+        assert 'murakkab_energy_joules_total{deployment="fast",intent="classify",label="estimated",node=""}' in metrics
+        assert 'murakkab_http_responses_total{code="401"}' not in metrics  # auth refusals never reach the route
+        assert "openapi" in httpx.get(base + "/openapi.json").json()
+        children = children_of(proc.pid)
+        assert children, "the warm deployment's engine should be a child process"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, out
+    assert "auth on" in out and "2 deployments" in out
+    time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "an engine outlived murakkab serve"
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
