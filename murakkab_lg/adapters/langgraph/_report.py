@@ -88,11 +88,12 @@ class RunReport(BaseModel):
     def table(self) -> Any:
         from rich.table import Table
 
-        t = Table(title=f"{self.workflow}: {self.calls} routed calls in {self.wall_s:.2f} s")
+        t = Table(title=f"{self.workflow}: {self.calls} routed calls in {self.wall_s:.2f} s",
+                  caption="energy: estim. = CPU-time share x W/core; meas. = NVML")
         for col in ("node", "intent", "deployment", "calls", "p50 s", "p95 s", "tokens in/out", "energy J"):
             t.add_column(col, justify="right" if col not in ("node", "intent", "deployment") else "left")
         for n in self.nodes:
-            energy = "n/a" if n.energy_j is None else f"{n.energy_j:.2f} ({n.energy_label})"
+            energy = "n/a" if n.energy_j is None else f"{n.energy_j:.2f} {n.energy_label[:4]}."
             t.add_row(n.node, n.intent or "-", ", ".join(n.deployments), str(n.calls),
                       f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy)
         return t
