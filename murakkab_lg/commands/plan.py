@@ -45,14 +45,13 @@ def _read(path: Path) -> Any:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e}") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+    import yaml
 
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except ValueError as e:  # yaml.YAMLError derives from Exception; re-raise below
-        raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {e}") from None
+    try:
+        return yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except (ValueError, yaml.YAMLError) as e:
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise ConfigError(f"{path} is not valid {kind}: {e}") from None
 
 
 def _edge(e: Any, where: str) -> tuple[str, str]:
