@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from murakkab_lg.adapters.engines import EngineAdapter, create_engine
+from murakkab_lg.adapters.telemetry.energy import GpuEnergyMeter, shared_attributor
 from murakkab_lg.catalog.hardware import watts_per_core
 from murakkab_lg.errors import EngineUnavailableError
 from murakkab_lg.runtime.telemetry import CpuEnergyMeter
@@ -17,11 +18,22 @@ __all__ = ("Replica", "ReplicaPool")
 EngineFactory = Callable[[Deployment, int], EngineAdapter]
 
 
+def _meter_for(engine: EngineAdapter) -> CpuEnergyMeter | GpuEnergyMeter:
+    """Measured energy from the GPUs' counters for an engine placed on GPUs (when NVML works),
+    else CPU time x watts per core, estimated."""
+    gpus = getattr(engine, "gpus", ())
+    if gpus:
+        attributor = shared_attributor()
+        if attributor is not None:
+            return attributor.meter(gpus)
+    return CpuEnergyMeter(engine.cpu_seconds, watts_per_core())
+
+
 @dataclass(eq=False)
 class Replica:
     deployment: Deployment
     engine: EngineAdapter
-    meter: CpuEnergyMeter
+    meter: CpuEnergyMeter | GpuEnergyMeter
     inflight: int = 0
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,7 +70,7 @@ class ReplicaPool:
                 for i in range(deployment.replicas):
                     engine = self._factory(deployment, i)
                     engine.start(self.start_timeout_s)
-                    started.append(Replica(deployment, engine, CpuEnergyMeter(engine.cpu_seconds, watts_per_core())))
+                    started.append(Replica(deployment, engine, _meter_for(engine)))
             except BaseException:
                 for r in started:
                     r.engine.stop()
@@ -86,7 +98,7 @@ class ReplicaPool:
                     f"deployment {replica.deployment.name!r}: engine died and did not restart: {e}"
                 ) from e
             replica.failures = 0
-            replica.meter = CpuEnergyMeter(replica.engine.cpu_seconds, watts_per_core())
+            replica.meter = _meter_for(replica.engine)
 
     def stop(self, name: str) -> None:
         for r in self._replicas.pop(name, []):

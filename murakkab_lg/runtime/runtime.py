@@ -164,7 +164,7 @@ class Runtime:
             latency_s=time.perf_counter() - t0, ttft_s=ttft,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            energy_j=energy, energy_label="estimated" if energy is not None else None,
+            energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
             ok=error is None, error=error, retries=retries,
         ))
 

@@ -140,3 +140,35 @@ def test_importing_the_library_imports_no_gpu_package() -> None:
             "print(sorted(m for m in ('pynvml', 'vllm', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_runtime_labels_gpu_calls_measured_with_counter_energy() -> None:
+    """A deployment placed on GPU 1: the runtime's call records carry the counter delta, `measured`."""
+    from murakkab_lg.adapters.engines import FunctionEngine
+    from murakkab_lg.adapters.telemetry import set_shared_attributor
+    from murakkab_lg.catalog.profiles import ProfileStore
+    from murakkab_lg.runtime import Route, Runtime
+    from murakkab_lg.spec import Deployment, Placement, VllmSettings
+
+    fake = FakeNvml.fleet(count=2)
+    fake.set_power(1, 250.0)
+
+    class GpuFunctionEngine(FunctionEngine):
+        gpus = (1,)
+
+    def answer(body: dict) -> dict:
+        fake.advance(0.8)  # the engine works for 0.8 s at 250 W on GPU 1
+        return {"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+
+    dep = Deployment(name="gpu-dep", model="org/m", engine=VllmSettings(),
+                     placement=Placement(device="H100", gpus=(1,)))
+    set_shared_attributor(GpuEnergyAttributor(NvmlTelemetry(fake)))
+    try:
+        with Runtime([dep], ProfileStore(), engine_factory=lambda d, i: GpuFunctionEngine(d.name, answer)) as rt:
+            rt.complete({"messages": [{"role": "user", "content": "hi"}]}, Route(deployment="gpu-dep"))
+            rec = rt.telemetry.records()[-1]
+    finally:
+        set_shared_attributor(None)
+    assert rec.energy_label == "measured"
+    assert rec.energy_j == pytest.approx(200.0)

@@ -5,7 +5,14 @@ install when it is missing.
 """
 
 from murakkab_lg.adapters.telemetry.base import GpuInfo, GpuTelemetry, MigInfo, short_gpu_kind
-from murakkab_lg.adapters.telemetry.energy import GpuEnergyAttributor, GpuEnergyMeter, GpuSample, sample
+from murakkab_lg.adapters.telemetry.energy import (
+    GpuEnergyAttributor,
+    GpuEnergyMeter,
+    GpuSample,
+    sample,
+    set_shared_attributor,
+    shared_attributor,
+)
 from murakkab_lg.adapters.telemetry.inventory import detect_inventory, inventory_from_telemetry
 from murakkab_lg.adapters.telemetry.nvml import NvmlTelemetry, open_nvml
 
@@ -21,5 +28,7 @@ __all__ = (
     "inventory_from_telemetry",
     "open_nvml",
     "sample",
+    "set_shared_attributor",
+    "shared_attributor",
     "short_gpu_kind",
 )

@@ -16,6 +16,7 @@ attribution is by physical GPU.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.adapters.telemetry.base import GpuTelemetry
 
-__all__ = ("GpuEnergyAttributor", "GpuEnergyMeter", "GpuSample", "sample")
+__all__ = ("GpuEnergyAttributor", "GpuEnergyMeter", "GpuSample", "sample", "set_shared_attributor", "shared_attributor")
 
 
 class GpuSample(BaseModel):
@@ -132,3 +133,34 @@ class GpuEnergyMeter:
 
     def end(self, token: int) -> float | None:
         return self.attributor.end(token)
+
+
+_shared: GpuEnergyAttributor | None = None
+_shared_note: str | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_attributor() -> GpuEnergyAttributor | None:
+    """This process's attributor over NVML, opened on first use; None (once logged) without GPU telemetry.
+
+    One per process because every deployment on a GPU must share that GPU's counter deltas.
+    """
+    global _shared, _shared_note
+    with _shared_lock:
+        if _shared is None and _shared_note is None:
+            from murakkab_lg.adapters.telemetry.nvml import open_nvml
+            from murakkab_lg.errors import TelemetryUnavailableError
+
+            try:
+                _shared = GpuEnergyAttributor(open_nvml())
+            except TelemetryUnavailableError as e:
+                _shared_note = str(e)
+                logging.getLogger("murakkab_lg.telemetry").warning("GPU energy not measured: %s", e)
+        return _shared
+
+
+def set_shared_attributor(attributor: GpuEnergyAttributor | None) -> None:
+    """Install an attributor (a fake NVML in tests, or a remote host's telemetry); None resets."""
+    global _shared, _shared_note
+    with _shared_lock:
+        _shared, _shared_note = attributor, None
