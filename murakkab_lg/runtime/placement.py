@@ -41,6 +41,7 @@ __all__ = (
     "ReplicaPlacement",
     "memory_needs_from_profiles",
     "place",
+    "place_on_this_machine",
 )
 
 DEFAULT_MAX_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's own default: 10% headroom per GPU
@@ -288,3 +289,22 @@ def _result(
         used_gb={_key(s.device): s.used_gb for s in slots},
         capacity_gb={_key(s.device): s.capacity_gb for s in slots},
     )
+
+
+def place_on_this_machine(
+    deployments: Sequence[Deployment], memory_gb: Mapping[str, float], **kwargs: float
+) -> PlacementPlan:
+    """`place()` on this host's GPUs as NVML reports them (MIG slices included).
+
+    Without GPU telemetry the inventory is the CPU alone, so any GPU deployment is refused with the
+    reason NVML gave (no package, driver or GPU) in the error.
+    """
+    from murakkab_lg.adapters.telemetry.inventory import detect_inventory
+
+    inventory, note = detect_inventory()
+    try:
+        return place(deployments, inventory, memory_gb, **kwargs)
+    except PlanInfeasibleError as e:
+        if note is None:
+            raise
+        raise PlanInfeasibleError(f"{e} (No GPU inventory: {note})", constraint=e.constraint, best=e.best) from e

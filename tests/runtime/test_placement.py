@@ -180,3 +180,15 @@ def test_random_plans_respect_every_constraint_or_fail_clearly(seed: int) -> Non
         return
     check_invariants(plan, inv, needs)
     assert len(plan.replicas) == sum(d.replicas for d in deps)
+
+
+def test_this_machine_without_gpu_refuses_gpu_deployments_with_the_reason() -> None:
+    from murakkab_lg.adapters.telemetry import detect_inventory
+    from murakkab_lg.runtime.placement import place_on_this_machine
+
+    if detect_inventory()[1] is None:
+        pytest.skip("this machine has GPU telemetry")
+    with pytest.raises(PlanInfeasibleError, match=r"No GPU inventory: .*To fix"):
+        place_on_this_machine([vllm("llama-8b")], {"llama-8b": 20.0})
+    cpu_only = Deployment(name="smol", model="/m", engine=VllmSettings())
+    assert place_on_this_machine([cpu_only], {}).deployments == (cpu_only,)
