@@ -20,12 +20,14 @@ WORKFLOW_KEY = "murakkab_workflow"
 
 
 def node_path(metadata: Mapping[str, Any]) -> str | None:
-    """`outer/inner` for a node in a subgraph, from `checkpoint_ns` (`outer:<id>|inner:<id>`)."""
-    ns = metadata.get("checkpoint_ns")
+    """`outer/inner` for a node inside a subgraph, from LangGraph's task namespace.
+
+    `langgraph_checkpoint_ns` is the task's own namespace (`research:<id>|summarize:<id>`); the
+    plain `checkpoint_ns` key in child-run metadata can be the *parent's*, so it is a fallback.
+    """
+    ns = metadata.get("langgraph_checkpoint_ns") or metadata.get("checkpoint_ns")
     if isinstance(ns, str) and ns:
-        parts = [p.split(":", 1)[0] for p in ns.split("|") if p]
-        if parts:
-            return "/".join(parts)
+        return "/".join(p.split(":", 1)[0] for p in ns.split("|") if p)
     node = metadata.get("langgraph_node")
     return node if isinstance(node, str) else None
 

@@ -33,6 +33,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import PrivateAttr
 
+from murakkab_lg.adapters.context import node_path
 from murakkab_lg.adapters.langgraph._convert import (
     StructuredOutput,
     chunk_from_data,
@@ -54,22 +55,6 @@ _LOCK = threading.RLock()
 _ORIGINALS: dict[str, Callable[..., Any]] = {}
 _ROUTED: dict[type, type] = {}  # user model class -> its routed twin
 _ROUTED_TWINS: set[type] = set()
-
-
-def node_path(metadata: Mapping[str, Any]) -> str | None:
-    """`outer/inner` for a node inside a subgraph, from LangGraph's task namespace.
-
-    `langgraph_checkpoint_ns` is the task's own namespace (`research:<id>|summarize:<id>`);
-    the plain `checkpoint_ns` key in child-run metadata can be the *parent's*, so it is only a
-    fallback.
-    """
-    ns = metadata.get("langgraph_checkpoint_ns") or metadata.get("checkpoint_ns")
-    if isinstance(ns, str) and ns:
-        if "|" not in ns:
-            return ns.split(":", 1)[0]
-        return "/".join(p.split(":", 1)[0] for p in ns.split("|") if p)
-    node = metadata.get("langgraph_node")
-    return node if isinstance(node, str) else None
 
 
 class _Call:

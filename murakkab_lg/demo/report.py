@@ -1,0 +1,43 @@
+"""Rich tables for a DemoResult: one row per node per run, then totals and ratios."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from murakkab_lg.demo.run import DemoResult, RunResult
+
+__all__ = ("print_demo",)
+
+
+def _run_table(title: str, run: RunResult) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col, just in (("node", "left"), ("model", "left"), ("engine settings", "left"), ("quality", "right"),
+                      ("floor", "right"), ("ok", "center"), ("p50 s", "right"), ("calls", "right"),
+                      ("tokens", "right"), ("energy J (estimated)", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for n in run.nodes:
+        t.add_row(n.name, n.model, n.engine, f"{n.quality:.2f}",
+                  "-" if n.min_quality is None else f"{n.min_quality:.2f}",
+                  "[green]yes[/]" if n.quality_ok else "[red]NO[/]", f"{n.p50_s:.2f}", str(n.calls),
+                  f"{n.tokens:,}", f"{n.energy_j:,.0f}")
+    return t
+
+
+def print_demo(result: DemoResult, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]murakkab demo[/]: ticket triage, {result.items} tickets, concurrency "
+                  f"{result.concurrency}, {result.machine}, {result.date}")
+    console.print(f"profiles: {result.profile_source}")
+    console.print(_run_table(f"static ({result.static.nodes[0].model} everywhere)", result.static))
+    console.print(_run_table(f"planned ({result.planned.policy})", result.planned))
+    totals = Table(title="totals", title_justify="left")
+    for col in ("run", "wall s", "energy J (estimated)", "tokens", "all floors met"):
+        totals.add_column(col, justify="right" if col != "run" else "left")
+    for name, run in (("static", result.static), ("planned", result.planned)):
+        totals.add_row(name, f"{run.wall_s:.1f}", f"{run.energy_j:,.0f}", f"{run.tokens:,}",
+                       "yes" if run.all_quality_ok else "[red]NO[/]")
+    totals.add_row("static / planned", f"{result.speedup:.2f}x", f"{result.energy_ratio:.2f}x", "", "")
+    console.print(totals)
+    console.print(f"energy is estimated: engine CPU-seconds x {result.watts_per_core:.2f} W per busy core "
+                  f"({result.watts_source})")
