@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from murakkab_lg.catalog import EMBEDDED_LADDER, cache_dir, pull
-from murakkab_lg.catalog.pull import model_path
+from murakkab_lg.catalog import EMBEDDED_LADDER, cache_dir
+from murakkab_lg.catalog.pull import model_path, pull
 from murakkab_lg.errors import ConfigError
 
 

@@ -121,7 +121,10 @@ def objective_value(pred: Prediction, objective: Objective) -> tuple[float, floa
 def infeasible(node: WorkflowNode, rejections: list[Rejection]) -> PlanInfeasibleError:
     """The clearest error for a node no candidate can serve: the binding constraint and the best value."""
     c = node.intent.constraints
-    first = rejections[0].reason if rejections else "quality floor"
+    # The binding constraint is the quality floor only if no candidate meets it; otherwise it is
+    # whatever stopped the candidates that did meet it.
+    past_floor = [r for r in rejections if r.reason != "quality floor"]
+    first = past_floor[0].reason if past_floor else "quality floor"
     if first == "quality floor" and c.min_quality is not None:
         measured = [r for r in rejections if r.prediction.quality is not None]
         if not measured:
