@@ -13,9 +13,9 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
 from murakkab_lg.demo import tasks
-from murakkab_lg.spec import Intent, Workflow, WorkflowNode
+from murakkab_lg.spec import Intent
 
-__all__ = ("ANNOTATIONS", "EDGES", "WORKFLOW_NAME", "TriageState", "build_graph", "triage_workflow")
+__all__ = ("ANNOTATIONS", "EDGES", "WORKFLOW_NAME", "TriageState", "build_graph")
 
 WORKFLOW_NAME = "triage"
 
@@ -36,11 +36,6 @@ class TriageState(TypedDict, total=False):
     extracted: dict[str, Any]
     action: str
     reply: str
-
-
-def triage_workflow() -> Workflow:
-    return Workflow(name=WORKFLOW_NAME, nodes=tuple(WorkflowNode(name=n, intent=i) for n, i in ANNOTATIONS.items()),
-                    edges=EDGES)
 
 
 def _text(msg: Any) -> str:

@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from murakkab_lg.adapters.chat import MurakkabChat
+from murakkab_lg.adapters.langgraph.extract import workflow_from_graph
 from murakkab_lg.catalog.hardware import WATTS_SOURCE, describe_machine, watts_per_core
 from murakkab_lg.demo import tasks
-from murakkab_lg.demo.graph import ANNOTATIONS, WORKFLOW_NAME, build_graph, triage_workflow
+from murakkab_lg.demo.graph import ANNOTATIONS, WORKFLOW_NAME, build_graph
 from murakkab_lg.policies.static import StaticPolicy
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.spec import Plan
@@ -78,7 +79,7 @@ def _scores(ticket: dict[str, Any], out: dict[str, Any]) -> dict[str, float]:
 
 def run_plan(runtime: Runtime, plan: Plan, items: list[dict[str, Any]], concurrency: int) -> RunResult:
     runtime.apply(plan)  # starts the plan's engines before the clock starts
-    graph = build_graph(MurakkabChat(runtime=runtime, workflow=WORKFLOW_NAME))
+    graph = build_graph(MurakkabChat(runtime=runtime, workflow=plan.workflow))
     mark = runtime.telemetry.mark()
     t0 = time.perf_counter()
     outputs = graph.batch([{"ticket": t} for t in items], config={"max_concurrency": concurrency})
@@ -106,7 +107,7 @@ def run_plan(runtime: Runtime, plan: Plan, items: list[dict[str, Any]], concurre
 def run_demo(runtime: Runtime, *, items: int | None = None, concurrency: int = 4) -> DemoResult:
     """Static (largest model everywhere) then the runtime's policy, on the first `items` tickets."""
     chosen = tasks.tickets()[:items] if items else tasks.tickets()
-    workflow = triage_workflow()
+    workflow = workflow_from_graph(build_graph(MurakkabChat(runtime=runtime)), name=WORKFLOW_NAME)
     static_plan = runtime.plan(workflow, policy=StaticPolicy())
     planned_plan = runtime.plan(workflow)
     static = run_plan(runtime, static_plan, chosen, concurrency)
