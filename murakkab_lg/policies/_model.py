@@ -16,7 +16,7 @@ from murakkab_lg.policies._graph import Dag
 from murakkab_lg.policies._tables import Tables
 from murakkab_lg.spec import Inventory, Objective, Workflow
 
-__all__ = ("Formulation", "Options", "formulate", "options")
+__all__ = ("Formulation", "Options", "formulate", "options", "reduce_by_slo")
 
 
 @dataclass
@@ -78,6 +78,74 @@ def options(t: Tables, needs: list[Need] | None, *, prune: bool) -> Options:
             keep[lo:hi] = _pareto(keys)
         opt = Options(*(a[keep] for a in (opt.n, opt.d, opt.lvl, opt.lat, opt.energy, opt.cost)))
     return opt
+
+
+def _subset(opt: Options, keep: np.ndarray) -> Options:
+    return Options(*(a[keep] for a in (opt.n, opt.d, opt.lvl, opt.lat, opt.energy, opt.cost)))
+
+
+def _through(dag: Dag, lat: np.ndarray) -> np.ndarray:
+    """Per node: the longest path through it, not counting its own latency."""
+    lk = lat.tolist()
+    return np.array(dag.finish_times(lk)) + np.array(dag.tail_times(lk)) - 2 * lat
+
+
+def reduce_by_slo(opt: Options, n_nodes: int, workflows: Sequence[Workflow], dags: Sequence[Dag],
+                  objective: Objective) -> Options:
+    """Two exact reductions, valid when nothing but latency couples nodes (no inventory, no load).
+
+    1. Drop option (n, d) if even with every other node at its fastest option the path through n
+       would break the SLO: no feasible plan uses it.
+    2. Fix node n to its best option by the objective if, with every other node at its *slowest*
+       remaining option, the path through n still meets the SLO: whatever the others do, the best
+       option is safe, so some optimum uses it. Repeated while it fixes more nodes. (Not for the
+       LATENCY objective, where a node's latency is the objective.)
+    3. If every node's best option meets every SLO together, that is the optimum: nothing to solve.
+    """
+    offsets = np.cumsum([0] + [len(w.nodes) for w in workflows])
+    slo = np.full(n_nodes, np.inf)
+    wf_of = np.zeros(n_nodes, dtype=int)
+    for k, wf in enumerate(workflows):
+        wf_of[offsets[k]:offsets[k + 1]] = k
+        if wf.latency_slo_s is not None:
+            slo[offsets[k]:offsets[k + 1]] = wf.latency_slo_s * (1 + 1e-9)
+
+    def per_node(values: np.ndarray, o: Options, reduce: np.ufunc, init: float) -> np.ndarray:
+        out = np.full(n_nodes, init)
+        reduce.at(out, o.n, values)
+        return out
+
+    def through(lat: np.ndarray) -> np.ndarray:
+        out = np.zeros(n_nodes)
+        for k, dag in enumerate(dags):
+            lo, hi = offsets[k], offsets[k + 1]
+            out[lo:hi] = _through(dag, lat[lo:hi])
+        return out
+
+    if np.isfinite(slo).any():
+        fastest = per_node(opt.lat, opt, np.minimum, np.inf)
+        opt = _subset(opt, through(fastest)[opt.n] + opt.lat <= slo[opt.n])
+    if objective is Objective.LATENCY or not len(opt.n):
+        return opt
+    primary = opt.energy if objective is Objective.ENERGY else opt.cost
+    secondary = opt.lat if objective is Objective.ENERGY else opt.energy
+    order = np.lexsort((np.arange(len(opt.n)), secondary, primary, opt.n))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = opt.n[order][1:] != opt.n[order][:-1]
+    best = np.full(n_nodes, -1)
+    best[opt.n[order][first]] = order[first]  # per node, its best option by the objective
+    is_best = np.arange(len(opt.n)) == best[opt.n]
+    spans = [dag.makespan(opt.lat[best[offsets[k]:offsets[k + 1]]].tolist()) for k, dag in enumerate(dags)]
+    if all(sp <= (wf.latency_slo_s or np.inf) * (1 + 1e-9) for sp, wf in zip(spans, workflows, strict=True)):
+        return _subset(opt, is_best)  # 3. the per-node optimum meets every SLO: it is the optimum
+    fixed = np.zeros(n_nodes, dtype=bool)
+    while True:
+        keep = ~fixed[opt.n] | (np.arange(len(opt.n)) == best[opt.n])
+        slowest = per_node(opt.lat[keep], _subset(opt, keep), np.maximum, 0.0)
+        ok = ~fixed & (through(slowest) + opt.lat[best] <= slo)
+        if not ok.any():
+            return _subset(opt, keep)
+        fixed |= ok
 
 
 @dataclass
@@ -163,12 +231,12 @@ def formulate(t: Tables, opt: Options, workflows: Sequence[Workflow], dags: Sequ
         if wf.latency_slo_s is None and objective is not Objective.LATENCY:
             continue
         m = len(wf.nodes)
+        sel = (opt.n >= offset[k]) & (opt.n < offset[k + 1])
+        loc = opt.n[sel] - offset[k]
         ell = f.add_cols(m, hi=inf, integer=False)
         fin = f.add_cols(m, hi=inf, integer=False)
         tw = int(f.add_cols(1, hi=wf.latency_slo_s or inf, integer=False)[0])
         makespan[k] = tw
-        sel = (opt.n >= offset[k]) & (opt.n < offset[k + 1])
-        loc = opt.n[sel] - offset[k]
         f.add_rows(np.r_[np.arange(m), loc], np.r_[ell, w[sel]], np.r_[np.ones(m), -opt.lat[sel]],
                    np.zeros(m), np.zeros(m))
         f.add_rows(np.r_[np.arange(m), np.arange(m)], np.r_[fin, ell], np.r_[np.ones(m), -np.ones(m)],

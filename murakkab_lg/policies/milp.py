@@ -7,7 +7,10 @@ shared between nodes (and workflows) and the devices they must fit on together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +19,7 @@ from murakkab_lg.errors import ConfigError, PlanInfeasibleError
 from murakkab_lg.policies._capacity import Need, needs
 from murakkab_lg.policies._diagnose import capacity_error, node_error, slo_check
 from murakkab_lg.policies._graph import Dag, dag_of
-from murakkab_lg.policies._model import Formulation, Options, formulate, options
+from murakkab_lg.policies._model import Formulation, Options, formulate, options, reduce_by_slo
 from murakkab_lg.policies._reasons import SwapContext, prediction, rejections
 from murakkab_lg.policies._tables import Tables, build_tables
 from murakkab_lg.policies.base import Candidate, PlanningProblem
@@ -102,6 +105,8 @@ def plan_many(workflows: Sequence[Workflow | PlanningProblem], candidates: Seque
     for n in np.flatnonzero(~covered):
         raise node_error(t.refs[n].node, cands, need)
     slo_check(t, opt, wfs, dags)
+    if need is None and not load:
+        opt = reduce_by_slo(opt, t.n_nodes, wfs, dags, objective)
     x = _solve(t, opt, wfs, dags, need, inventory, objective, pol)
     if x is None:
         if need is not None and inventory is not None:
@@ -116,6 +121,24 @@ def plan_many(workflows: Sequence[Workflow | PlanningProblem], candidates: Seque
             "or relax the SLOs.", constraint="load",
         )
     return _plans(t, *x, wfs, dags, need, inventory, objective, pol, profile_source)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """scipy's bundled HiGHS prints stray debug lines to fd 1 on some hard MIPs; send fd 1 to
+    stderr while it runs, so `murakkab plan --json -` keeps a clean stdout. Nothing is lost."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _solve(t: Tables, opt: Options, wfs: Sequence[Workflow], dags: Sequence[Dag], need: list[Need] | None,
@@ -137,8 +160,9 @@ def _solve(t: Tables, opt: Options, wfs: Sequence[Workflow], dags: Sequence[Dag]
             rows, cols, vals = [*rows, *[r] * len(nz)], [*cols, *nz.tolist()], [*vals, *extra[0][nz].tolist()]
             lb, ub = [*lb, -np.inf], [*ub, extra[1]]
         a = csr_array((vals, (rows, cols)), shape=(len(lb), f.n_cols))
-        res = milp(c, integrality=np.array(f.integer), bounds=Bounds(f.lo, f.hi),
-                   constraints=LinearConstraint(a, lb, ub), options=opts)
+        with _stdout_to_stderr():
+            res = milp(c, integrality=np.array(f.integer), bounds=Bounds(f.lo, f.hi),
+                       constraints=LinearConstraint(a, lb, ub), options=opts)
         if res.x is None:
             if res.status == 1:
                 raise PlanInfeasibleError(
