@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("murakkab_lg").setLevel(args.log_level.upper())
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                    workers=1, timeout_graceful_shutdown=10)
+                    workers=1, timeout_graceful_shutdown=10, proxy_headers=False, server_header=False)
     finally:
         runtime.close()
     return 0

@@ -27,23 +27,26 @@ from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, error_response
 from murakkab_lg.server.metrics import ServerMetrics
 from murakkab_lg.server.protocol import ChatCompletionRequest
-from murakkab_lg.server.routes import build_router
+from murakkab_lg.server.routes import CHAT_PATH, ChatHandler, build_router
 from murakkab_lg.server.serving import ChatService
 
 __all__ = ("Guard", "create_app")
 
 
 class Guard:
-    """Bearer-key check for `/v1/*` (constant time) and a 413 for a declared oversized body.
+    """Bearer-key check for `/v1/*` (constant time), a 413 for a declared oversized body, and the
+    direct dispatch of `POST /v1/chat/completions` to its handler (see routes.py).
 
     `/health`, `/metrics` and the OpenAPI document stay open so probes and scrapers need no key;
     bind to 127.0.0.1 (the default) or put them behind your network policy.
     """
 
-    def __init__(self, app: ASGIApp, *, api_keys: Sequence[str], body_limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, api_keys: Sequence[str], body_limit: int,
+                 chat: ChatHandler | None = None) -> None:
         self.app = app
         self.keys = tuple(k.encode() for k in api_keys)
         self.limit = body_limit
+        self.chat = chat
 
     def _authorised(self, value: bytes | None) -> bool:
         if value is None or value[:7].lower() != b"bearer ":
@@ -74,6 +77,10 @@ class Guard:
             err = ApiError(413, f"request body of {int(length)} bytes is over the {self.limit}-byte limit. To fix: "
                            "send less, or raise `body_limit_bytes` in the server config.", code="request_too_large")
             await error_response(err)(scope, receive, send)
+            return
+        if self.chat is not None and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            response = await self.chat(Request(scope, receive))
+            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -119,11 +126,13 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
 
     app = FastAPI(title="murakkab-lg", version=_version(), lifespan=lifespan,
                   description="An OpenAI-compatible endpoint over the murakkab-lg Runtime: "
-                  "`model=\"murakkab/<intent>\"` is planned onto a deployment; see docs/server.md.")
+                  "`model=\"murakkab/<intent>\"` is planned onto a deployment; see docs/server.md.",
+                  **_no_native_telemetry())
     app.state.service = service
     app.state.metrics = metrics
-    app.include_router(build_router(service))
-    app.add_middleware(Guard, api_keys=keys, body_limit=config.body_limit_bytes)
+    router, chat = build_router(service)
+    app.include_router(router)
+    app.add_middleware(Guard, api_keys=keys, body_limit=config.body_limit_bytes, chat=chat)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     async def on_http(_: Request, exc: Exception) -> Response:
@@ -143,6 +152,16 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
     app.add_exception_handler(ApiError, on_error)
     app.add_exception_handler(Exception, on_error)
     return app
+
+
+def _no_native_telemetry() -> dict[str, Any]:
+    """FastAPI >= 0.16x checks for OpenTelemetry providers on every request (~40 us, measured);
+    this server exports its own /metrics, so that check is switched off where FastAPI has it."""
+    import inspect
+
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    return {}
 
 
 def _version() -> str:

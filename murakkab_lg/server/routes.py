@@ -2,11 +2,17 @@
 
 No logic lives here beyond HTTP plumbing (vLLM's api_router split), so the behaviour is tested
 once in serving.py's terms and the routes only decide status codes, headers and media types.
+
+`build_router` also returns the chat handler itself: `app.Guard` calls it directly for
+`POST /v1/chat/completions`, skipping FastAPI's router and middleware stack on the hot path
+(measured ~30 us of ~250 us CPU per request); the registered route documents the same handler
+in the OpenAPI schema and serves it when the router is mounted without the Guard.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -20,7 +26,7 @@ from murakkab_lg.server.errors import ApiError, ErrorEnvelope, api_error_from, e
 from murakkab_lg.server.metrics import CONTENT_TYPE_LATEST
 from murakkab_lg.server.serving import ChatResult, ChatService
 
-__all__ = ("build_router",)
+__all__ = ("CHAT_PATH", "ChatHandler", "build_router")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope, "description": text}
@@ -70,7 +76,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def build_router(service: ChatService) -> APIRouter:
+ChatHandler = Callable[[Request], Awaitable[Response]]
+CHAT_PATH = "/v1/chat/completions"
+
+
+def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
     router = APIRouter()
     metrics = service.metrics
     limit = service.config.body_limit_bytes
@@ -82,7 +92,7 @@ def build_router(service: ChatService) -> APIRouter:
             child = codes[status] = metrics.http.labels(str(status))
         child.inc()
 
-    @router.post("/v1/chat/completions", responses=_CHAT_RESPONSES, summary="Create a chat completion",
+    @router.post(CHAT_PATH, responses=_CHAT_RESPONSES, summary="Create a chat completion",
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                      "schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}}}})
     async def chat_completions(request: Request) -> Response:
@@ -129,4 +139,4 @@ def build_router(service: ChatService) -> APIRouter:
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return router
+    return router, chat_completions
