@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.catalog.profiles import ProfileStore
-from murakkab_lg.errors import ConfigError, EngineRequestError, EngineUnavailableError, RoutingError
+from murakkab_lg.errors import ConfigError, EngineUnavailableError, RoutingError
 from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
 from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
@@ -154,49 +154,27 @@ class Runtime:
         out["model"] = dep.name
         return out
 
-    def _record(self, route: Route | None, rep: Replica, t0: float, wall0: float, *, ttft: float | None,
-                usage: Body | None, energy: float | None, error: str | None, retries: int) -> None:
-        usage = usage or {}
-        self.telemetry.record(CallRecord(
-            workflow=route.workflow if route else None, node=route.node if route else None,
-            intent=route.intent.intent if route and route.intent else None,
-            deployment=rep.deployment.name, model=rep.deployment.model, started_at=wall0,
-            latency_s=time.perf_counter() - t0, ttft_s=ttft,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
-            ok=error is None, error=error, retries=retries,
-        ))
+    def _attempt(self, route: Route | None, dep: Deployment, attempt: int) -> _Attempt:
+        return _Attempt(self.telemetry, route, self._pool.pick(dep), attempt)
 
     def complete(self, body: Body, route: Route | None = None) -> Body:
         """One non-streaming chat completion, retried once on a dead engine (restarted first)."""
         dep = self.resolve(route)
         req = self._prepare(body, dep)
         for attempt in (0, 1):
-            rep = self._pool.pick(dep)
-            t0, wall0 = time.perf_counter(), time.time()
-            token = rep.meter.begin()
-            rep.inflight += 1
+            call = self._attempt(route, dep, attempt)
             try:
-                resp = rep.engine.complete(req)
+                resp = call.replica.engine.complete(req)
             except EngineUnavailableError as e:
-                rep.inflight -= 1
-                self._record(route, rep, t0, wall0, ttft=None, usage=None, energy=rep.meter.end(token),
-                             error=str(e), retries=attempt)
+                call.finish(error=e)
                 if attempt:
                     raise
-                self._pool.restart(rep)
+                self._pool.restart(call.replica)
                 continue
-            except EngineRequestError as e:
-                rep.inflight -= 1
-                self._record(route, rep, t0, wall0, ttft=None, usage=None, energy=rep.meter.end(token),
-                             error=str(e), retries=attempt)
+            except BaseException as e:
+                call.finish(error=e)
                 raise
-            rep.inflight -= 1
-            timings = resp.get("timings") or {}
-            ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
-            self._record(route, rep, t0, wall0, ttft=ttft, usage=resp.get("usage"),
-                         energy=rep.meter.end(token), error=None, retries=attempt)
+            call.finish(response=resp)
             return resp
         raise AssertionError("unreachable")
 
@@ -206,25 +184,19 @@ class Runtime:
             await asyncio.to_thread(self._pool.ensure, dep)
         req = self._prepare(body, dep)
         for attempt in (0, 1):
-            rep = self._pool.pick(dep)
-            t0, wall0 = time.perf_counter(), time.time()
-            token = rep.meter.begin()
-            rep.inflight += 1
+            call = self._attempt(route, dep, attempt)
             try:
-                resp = await rep.engine.acomplete(req)
-            except (EngineUnavailableError, EngineRequestError) as e:
-                rep.inflight -= 1
-                self._record(route, rep, t0, wall0, ttft=None, usage=None, energy=rep.meter.end(token),
-                             error=str(e), retries=attempt)
-                if attempt or isinstance(e, EngineRequestError):
+                resp = await call.replica.engine.acomplete(req)
+            except EngineUnavailableError as e:
+                call.finish(error=e)
+                if attempt:
                     raise
-                await asyncio.to_thread(self._pool.restart, rep)
+                await asyncio.to_thread(self._pool.restart, call.replica)
                 continue
-            rep.inflight -= 1
-            timings = resp.get("timings") or {}
-            ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
-            self._record(route, rep, t0, wall0, ttft=ttft, usage=resp.get("usage"),
-                         energy=rep.meter.end(token), error=None, retries=attempt)
+            except BaseException as e:
+                call.finish(error=e)
+                raise
+            call.finish(response=resp)
             return resp
         raise AssertionError("unreachable")
 
@@ -234,31 +206,22 @@ class Runtime:
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
         for attempt in (0, 1):
-            rep = self._pool.pick(dep)
-            t0, wall0 = time.perf_counter(), time.time()
-            token = rep.meter.begin()
-            rep.inflight += 1
-            ttft, usage, error, sent = None, None, None, False
+            call = self._attempt(route, dep, attempt)
             try:
-                for chunk in rep.engine.stream(req):
-                    if ttft is None and chunk.get("choices"):
-                        ttft = time.perf_counter() - t0
-                    usage = chunk.get("usage") or usage
-                    sent = True
+                for chunk in call.replica.engine.stream(req):
+                    call.saw(chunk)
                     yield chunk
-                return
             except EngineUnavailableError as e:
-                error = str(e)
-                if attempt or sent:
+                call.finish(error=e)
+                if attempt or call.sent:
                     raise
-            except BaseException as e:
-                error = f"{type(e).__name__}: {e}"
+                self._pool.restart(call.replica)
+                continue
+            except BaseException as e:  # includes GeneratorExit: a consumer that stopped early
+                call.finish(error=e)
                 raise
-            finally:
-                rep.inflight -= 1
-                self._record(route, rep, t0, wall0, ttft=ttft, usage=usage, energy=rep.meter.end(token),
-                             error=error, retries=attempt)
-            self._pool.restart(rep)
+            call.finish()
+            return
 
     async def astream(self, body: Body, route: Route | None = None) -> AsyncIterator[Body]:
         dep = self.resolve(route)
@@ -267,31 +230,22 @@ class Runtime:
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
         for attempt in (0, 1):
-            rep = self._pool.pick(dep)
-            t0, wall0 = time.perf_counter(), time.time()
-            token = rep.meter.begin()
-            rep.inflight += 1
-            ttft, usage, error, sent = None, None, None, False
+            call = self._attempt(route, dep, attempt)
             try:
-                async for chunk in rep.engine.astream(req):
-                    if ttft is None and chunk.get("choices"):
-                        ttft = time.perf_counter() - t0
-                    usage = chunk.get("usage") or usage
-                    sent = True
+                async for chunk in call.replica.engine.astream(req):
+                    call.saw(chunk)
                     yield chunk
-                return
             except EngineUnavailableError as e:
-                error = str(e)
-                if attempt or sent:
+                call.finish(error=e)
+                if attempt or call.sent:
                     raise
+                await asyncio.to_thread(self._pool.restart, call.replica)
+                continue
             except BaseException as e:
-                error = f"{type(e).__name__}: {e}"
+                call.finish(error=e)
                 raise
-            finally:
-                rep.inflight -= 1
-                self._record(route, rep, t0, wall0, ttft=ttft, usage=usage, energy=rep.meter.end(token),
-                             error=error, retries=attempt)
-            await asyncio.to_thread(self._pool.restart, rep)
+            call.finish()
+            return
 
     # -- lifecycle ----------------------------------------------------------------------------
     def running(self) -> list[str]:
@@ -311,3 +265,50 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Attempt:
+    """One try of one call on one replica: its in-flight slot, its CPU share, its telemetry row.
+
+    Shared by the four serving paths (sync/async x complete/stream) so that accounting is
+    written once and every try, failed ones included, leaves exactly one record.
+    """
+
+    __slots__ = ("attempt", "replica", "route", "sent", "t0", "telemetry", "token", "ttft", "usage", "wall0")
+
+    def __init__(self, telemetry: Telemetry, route: Route | None, replica: Replica, attempt: int) -> None:
+        self.telemetry, self.route, self.replica, self.attempt = telemetry, route, replica, attempt
+        self.t0, self.wall0 = time.perf_counter(), time.time()
+        self.token = replica.meter.begin()
+        replica.inflight += 1
+        self.ttft: float | None = None
+        self.usage: Body | None = None
+        self.sent = False
+
+    def saw(self, chunk: Body) -> None:
+        if self.ttft is None and chunk.get("choices"):
+            self.ttft = time.perf_counter() - self.t0
+        self.usage = chunk.get("usage") or self.usage
+        self.sent = True
+
+    def finish(self, *, response: Body | None = None, error: BaseException | None = None) -> None:
+        rep = self.replica
+        rep.inflight -= 1
+        energy = rep.meter.end(self.token)
+        if response is not None:
+            self.usage = response.get("usage")
+            timings = response.get("timings") or {}  # llama-server reports its prompt time
+            self.ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
+        usage = self.usage or {}
+        route = self.route
+        self.telemetry.record(CallRecord(
+            workflow=route.workflow if route else None, node=route.node if route else None,
+            intent=route.intent.intent if route and route.intent else None,
+            deployment=rep.deployment.name, model=rep.deployment.model, started_at=self.wall0,
+            latency_s=time.perf_counter() - self.t0, ttft_s=self.ttft,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
+            ok=error is None, error=None if error is None else (str(error) or type(error).__name__),
+            retries=self.attempt,
+        ))
