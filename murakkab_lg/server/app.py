@@ -85,14 +85,23 @@ class Guard:
         await self.app(scope, receive, send)
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus our request model (the chat route reads its body itself)."""
+def _openapi(app: FastAPI, service: ChatService) -> dict[str, Any]:
+    """FastAPI's document plus our request model (the chat route reads its body itself), with
+    `model` narrowed to the names this server serves (any other is a 404), so generated clients
+    and fuzzers see the same contract the server enforces."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schema = ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        names = service.model_names()
+        schema["properties"]["model"] = {**schema["properties"]["model"], "enum": names,
+                                         "description": "murakkab/<intent>, a deployment name, or murakkab "
+                                         "(the default deployment, when one is configured)"}
         components = doc.setdefault("components", {}).setdefault("schemas", {})
         components.update(schema.pop("$defs", {}))
         components["ChatCompletionRequest"] = schema
+        for param in doc["paths"].get("/v1/models/{model}", {}).get("get", {}).get("parameters", []):
+            if param.get("name") == "model":
+                param["schema"] = {**param.get("schema", {}), "enum": names}
         app.openapi_schema = doc
     return app.openapi_schema
 
@@ -133,7 +142,7 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
     router, chat = build_router(service)
     app.include_router(router)
     app.add_middleware(Guard, api_keys=keys, body_limit=config.body_limit_bytes, chat=chat)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
