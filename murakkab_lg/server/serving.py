@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from pydantic import ValidationError
@@ -27,11 +28,18 @@ from murakkab_lg.server.metrics import ServerMetrics
 from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
 from murakkab_lg.spec import Intent, known_intents
 
-__all__ = ("MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
+__all__ = ("DEFAULT_MODELS", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
 
 MODEL_PREFIX = "murakkab/"
+DEFAULT_MODELS = ("murakkab", "murakkab/default")
 _DONE = b"data: [DONE]\n\n"
 _ALWAYS_USAGE = {"include_usage": True}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A routing header, percent-decoded (clients encode node paths so any name is a valid value)."""
+    value = headers.get(name)
+    return unquote(value) if value else None
 
 
 class Admission:
@@ -111,7 +119,7 @@ class ChatService:
         """`murakkab/<intent>` for every known intent, then each deployment, then `murakkab` if defaulted."""
         names = [MODEL_PREFIX + i for i in known_intents()] + list(self.runtime.deployments)
         if self.runtime.default is not None:
-            names.append("murakkab")
+            names += DEFAULT_MODELS
         return names
 
     def not_found(self, what: str) -> ApiError:
@@ -141,12 +149,12 @@ class ChatService:
         got = self._model_routes.get(model)
         if got is not None:
             return got
-        if model.startswith(MODEL_PREFIX):
+        if model in DEFAULT_MODELS:
+            route = Route()  # no routing from the model: the body, headers or default decide
+        elif model.startswith(MODEL_PREFIX):
             route = Route(intent=self._intent(model[len(MODEL_PREFIX):]))
         elif model in self.runtime.deployments:
             route = Route(deployment=model)
-        elif model == "murakkab" and self.runtime.default is not None:
-            route = Route()
         else:
             raise self.not_found(f"unknown model {model!r}")
         if len(self._model_routes) < 4096:
@@ -163,13 +171,13 @@ class ChatService:
         """
         by_model = self._route_of_model(req.model)
         opts = req.murakkab
-        h_intent = headers.get("x-murakkab-intent")
+        h_intent = _header(headers, "x-murakkab-intent")
         if opts is None and h_intent is None and "x-murakkab-node" not in headers \
                 and "x-murakkab-deployment" not in headers:
             return by_model
-        workflow = (opts.workflow if opts else None) or headers.get("x-murakkab-workflow")
-        node = (opts.node if opts else None) or headers.get("x-murakkab-node")
-        deployment = (opts.deployment if opts else None) or headers.get("x-murakkab-deployment")
+        workflow = (opts.workflow if opts else None) or _header(headers, "x-murakkab-workflow")
+        node = (opts.node if opts else None) or _header(headers, "x-murakkab-node")
+        deployment = (opts.deployment if opts else None) or _header(headers, "x-murakkab-deployment")
         if opts is not None and opts.intent is not None:
             intent: Intent | None = self._intent(opts.intent, opts.annotation())
         elif h_intent:
