@@ -78,16 +78,28 @@ class CpuEnergyMeter:
 
 
 class Telemetry:
-    """An append-only, thread-safe list of call records with a listener hook."""
+    """An append-only, thread-safe list of call records with a listener hook.
 
-    def __init__(self) -> None:
+    `max_records` bounds memory for long-running processes (a server): past it the oldest records
+    are dropped, and `mark()`/`since()` keep counting every record ever made, so a mark taken
+    before a run still selects exactly that run's records while they are retained.
+    """
+
+    def __init__(self, max_records: int | None = None) -> None:
         self._records: list[CallRecord] = []
         self._lock = threading.Lock()
         self.listeners: list[Callable[[CallRecord], None]] = []
+        self.max_records = max_records
+        self._dropped = 0  # records discarded from the front
 
     def record(self, rec: CallRecord) -> None:
         with self._lock:
             self._records.append(rec)
+            if self.max_records is not None and len(self._records) > self.max_records:
+                # Drop in batches (a tenth of the bound) so trimming is amortised O(1) per record.
+                cut = len(self._records) - self.max_records + max(1, self.max_records // 10)
+                del self._records[:cut]
+                self._dropped += cut
         for fn in self.listeners:
             fn(rec)
 
@@ -97,11 +109,11 @@ class Telemetry:
 
     def mark(self) -> int:
         with self._lock:
-            return len(self._records)
+            return self._dropped + len(self._records)
 
     def since(self, mark: int) -> list[CallRecord]:
         with self._lock:
-            return self._records[mark:]
+            return self._records[max(0, mark - self._dropped):]
 
 
 class NodeSummary(BaseModel):

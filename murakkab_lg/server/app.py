@@ -117,6 +117,8 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
     config = config or ServeConfig()
     keys = config.resolved_api_keys() if api_keys is None else tuple(api_keys)
     metrics = ServerMetrics()
+    if runtime.telemetry.max_records is None:  # a server runs for weeks: keep memory bounded
+        runtime.telemetry.max_records = config.telemetry_records
     runtime.telemetry.listeners.append(metrics.observe)
     service = ChatService(runtime, config, metrics)
 

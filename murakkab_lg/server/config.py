@@ -22,6 +22,7 @@ falls back to a default). Every key is optional; an empty file serves the embedd
     max_inflight: 256                  # requests served at once ...
     max_queue: 1024                    # ... and waiting; beyond both, 429 with Retry-After
     retry_after_s: 1
+    telemetry_records: 10000           # call records kept in memory (metrics count them all)
 
 API keys may also be listed under `api_keys`, but a file is easy to leak: prefer the variable.
 """
@@ -67,6 +68,7 @@ class ServeConfig(BaseModel):
     max_inflight: Annotated[int, Field(ge=1)] = 256
     max_queue: Annotated[int, Field(ge=0)] = 1024
     retry_after_s: Annotated[int, Field(ge=1)] = 1
+    telemetry_records: Annotated[int, Field(ge=100)] = 10_000
 
     @model_validator(mode="after")
     def _consistent(self) -> ServeConfig:

@@ -159,3 +159,18 @@ def test_langchain_chat_openai_bind_tools(base_url: str) -> None:
     assert streamed is not None and streamed.tool_calls[0]["args"] == {"city": "x"}
     plain = llm.invoke("hi")
     assert plain.content == "instant: hi"
+
+
+def test_langchain_structured_output_json_schema(base_url: str) -> None:
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    class Ticket(BaseModel):
+        label: str
+        urgent: bool
+
+    llm = ChatOpenAI(model="murakkab/extract", base_url=base_url + "/v1", api_key="unused", max_retries=0)
+    got = llm.with_structured_output(Ticket, method="json_schema").invoke("Charged twice!")
+    assert got == Ticket(label="x", urgent=True)
+    got = llm.with_structured_output(Ticket, method="function_calling").invoke("Charged twice!")
+    assert got == Ticket(label="x", urgent=True)

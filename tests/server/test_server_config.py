@@ -133,3 +133,30 @@ def children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
+
+
+def test_server_bounds_runtime_telemetry_and_marks_stay_exact(instant_url: str) -> None:
+    from server_support import make_runtime
+
+    from murakkab_lg.runtime.telemetry import CallRecord
+    from murakkab_lg.server import create_app
+
+    rt = make_runtime(instant_url)
+    create_app(rt, ServeConfig(telemetry_records=100), api_keys=())
+    tel = rt.telemetry
+    assert tel.max_records == 100
+
+    def rec(i: int) -> CallRecord:
+        return CallRecord(workflow=None, node=str(i), intent=None, deployment="fast", model="fast", started_at=0.0,
+                          latency_s=0.0, ttft_s=None, prompt_tokens=0, completion_tokens=0, energy_j=None,
+                          energy_label=None)
+
+    for i in range(50):
+        tel.record(rec(i))
+    mark = tel.mark()
+    for i in range(50, 400):
+        tel.record(rec(i))
+    assert len(tel.records()) <= 100 and tel.mark() == 400
+    assert [r.node for r in tel.since(tel.mark() - 3)] == ["397", "398", "399"]
+    rt.close()
+    assert mark == 50
