@@ -72,6 +72,10 @@ def test_engine_errors_map_to_4xx_passthrough_and_503(http: httpx.Client) -> Non
     err = assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=422")), 422)
     assert "scripted status 422" in err["message"]
     assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=503")), 503, "engine_unavailable")
+    # Streams fail before the status line is sent, so they get the same statuses (not an SSE body).
+    assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=422", stream=True)), 422)
+    assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=503", stream=True)), 503)
+    assert_envelope(http.post(CHAT, json=body(model="gpt-4o", stream=True)), 404, "model_not_found")
     # A constraint no deployment meets: 503 naming the best available quality.
     err = assert_envelope(http.post(CHAT, json=body(murakkab={"intent": "classify", "min_quality": 0.99})), 503,
                           "plan_infeasible")
