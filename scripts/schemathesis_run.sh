@@ -62,6 +62,7 @@ done
 SCHEMATHESIS="$(dirname "$PY")/schemathesis"
 [ -x "$SCHEMATHESIS" ] || SCHEMATHESIS="schemathesis"
 set +e
+cd "$WORK"  # schemathesis keeps replay data in ./.schemathesis: keep it out of the checkout
 "$SCHEMATHESIS" run "http://127.0.0.1:$PORT/openapi.json" \
   --checks all --exclude-checks "${SCHEMATHESIS_EXCLUDE:-positive_data_acceptance}" \
   --max-examples "$EXAMPLES" --seed 20250101 --workers 1 --no-color \
