@@ -34,9 +34,10 @@ class _Frozen(BaseModel):
 
 
 class Provenance(_Frozen):
-    """Where a row came from: a run on a described machine, or a publication."""
+    """Where a row came from: a run on a described machine, a publication, or (for tests and
+    examples only) invented figures, which must say so and are never shipped as data."""
 
-    kind: Literal["measured", "published"]
+    kind: Literal["measured", "published", "synthetic"]
     source: str
     date: str
     machine: str | None = None
@@ -52,12 +53,14 @@ class Provenance(_Frozen):
             raise ValueError("measured provenance needs `machine` and `command`")
         if self.kind == "published" and not (self.license and (self.commit or self.date)):
             raise ValueError("published provenance needs `license` and a `commit` or `date`")
+        if self.kind == "synthetic" and "synthetic" not in self.source.lower():
+            raise ValueError("synthetic provenance must say `synthetic` in its `source`")
         return self
 
     def describe(self) -> str:
         if self.kind == "measured":
             return f"measured on {self.machine} ({self.date})"
-        return f"published: {self.source}"
+        return f"{self.kind}: {self.source}"
 
 
 class QualityScore(_Frozen):

@@ -26,7 +26,7 @@ from murakkab_lg.spec import (
 
 __all__ = ("calibrated_slo", "synthetic_candidates", "synthetic_inventory", "synthetic_workflow")
 
-SYNTHETIC = Provenance(kind="published", source="synthetic: murakkab_lg.policies._synthetic (not a measurement)",
+SYNTHETIC = Provenance(kind="synthetic", source="synthetic: murakkab_lg.policies._synthetic (not a measurement)",
                        date="2026-01-01", license="Apache-2.0")
 INTENTS = ("classify", "extract", "summarize", "answer", "code")
 

@@ -367,7 +367,7 @@ def synthetic_profiles(deployments: Sequence[Deployment], quality: Mapping[str, 
     to the deployment's position in `deployments` (first is cheapest), so the energy objective
     picks the first deployment that meets a quality floor.
     """
-    prov = Provenance(kind="published", source="synthetic test profile from murakkab_lg.testing.instant_engine: "
+    prov = Provenance(kind="synthetic", source="synthetic test profile from murakkab_lg.testing.instant_engine: "
                       "invented figures for routing tests, not a measurement and not a publication",
                       date="2025-01-01", license="Apache-2.0 (this project)")
     rows = []

@@ -331,7 +331,7 @@ def synthetic_profile(deployment: str, *, quality: Mapping[str, float], tpot_s: 
         load=(LoadPoint(concurrency=1, prefill_tok_s=prefill_tok_s, tpot_s=tpot_s,
                         throughput_tok_s=1.0 / tpot_s, energy_per_output_token_j=energy_per_output_token_j),),
         memory_gb=memory_gb, energy_label="estimated",
-        provenance=Provenance(kind="published", source="synthetic fixture (murakkab_lg.testing): not a measurement",
+        provenance=Provenance(kind="synthetic", source="synthetic fixture (murakkab_lg.testing): not a measurement",
                               date=_dt.date.today().isoformat(), license="Apache-2.0"),
     )
 
