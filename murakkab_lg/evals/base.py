@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.errors import ConfigError
 
-__all__ = ("EvalItem", "EvalSet", "get_eval_set", "register_eval_set", "eval_set_names", "wilson_interval")
+__all__ = ("EvalItem", "EvalSet", "eval_set_names", "get_eval_set", "register_eval_set", "wilson_interval")
 
 Scorer = Callable[[str, Any], float]  # (model output text, reference) -> score in [0, 1]
 
