@@ -209,7 +209,7 @@ class LlamaCppSettings(_Frozen):
     no_mmap: bool = False
 
     def label(self) -> str:
-        return f"llamacpp t={self.threads} np={self.parallel} c={self.ctx_size}"
+        return f"llamacpp t={self.threads} np={self.parallel}"
 
 
 class VllmSettings(_Frozen):

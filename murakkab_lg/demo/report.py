@@ -12,10 +12,10 @@ __all__ = ("print_demo",)
 
 def _run_table(title: str, run: RunResult) -> Table:
     t = Table(title=title, title_justify="left")
-    for col, just in (("node", "left"), ("model", "left"), ("engine settings", "left"), ("quality", "right"),
+    for col, just in (("node", "left"), ("model", "left"), ("engine", "left"), ("quality", "right"),
                       ("floor", "right"), ("ok", "center"), ("p50 s", "right"), ("calls", "right"),
-                      ("tokens", "right"), ("energy J (estimated)", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+                      ("tokens", "right"), ("J est.", "right")):
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for n in run.nodes:
         t.add_row(n.name, n.model, n.engine, f"{n.quality:.2f}",
                   "-" if n.min_quality is None else f"{n.min_quality:.2f}",
@@ -26,6 +26,8 @@ def _run_table(title: str, run: RunResult) -> Table:
 
 def print_demo(result: DemoResult, console: Console | None = None) -> None:
     console = console or Console()
+    if not console.is_terminal and console.width < 120:  # piped output: don't fold the tables
+        console.width = 120
     console.print(f"[bold]murakkab demo[/]: ticket triage, {result.items} tickets, concurrency "
                   f"{result.concurrency}, {result.machine}, {result.date}")
     console.print(f"profiles: {result.profile_source}")

@@ -127,8 +127,8 @@ def reply_messages(t: Ticket, order_id: str, action: str) -> list[dict[str, str]
     promise = _PROMISE.get(action, _PROMISE["escalate"])
     return [{"role": "system", "content": "You are a friendly support agent of an online shop. You write short "
              "replies to customers on behalf of the shop."},
-            {"role": "user", "content": f"Customer message: {t['text']}\n\nWrite our one-sentence reply. It must "
-             f"mention order {order_id} and say that we will {promise}."}]
+            {"role": "user", "content": f"Customer message: {t['text']}\n\nWrite our one-sentence reply. Start it "
+             f"with \"About order {order_id}:\" and say that we will {promise}."}]
 
 
 def score_reply(output: str, ref: dict[str, str]) -> float:
