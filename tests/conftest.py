@@ -29,3 +29,8 @@ def tiny_model() -> str:
 @pytest.fixture(scope="session")
 def small_model() -> str:
     return require_model("small")
+
+
+@pytest.fixture(scope="session")
+def large_model() -> str:
+    return require_model("large")
