@@ -20,7 +20,7 @@ from murakkab_lg.errors import ConfigError, EngineUnavailableError, RoutingError
 from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
 from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
-from murakkab_lg.spec import Deployment, Intent, Objective, Plan, Workflow, WorkflowNode
+from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Plan, VllmSettings, Workflow, WorkflowNode
 
 __all__ = ("Route", "Runtime")
 
@@ -52,6 +52,7 @@ class Runtime:
         default: str | None = None,
         engine_factory: EngineFactory | None = None,
         start_timeout_s: float = 180.0,
+        inventory: Inventory | None = None,
     ) -> None:
         self.deployments = {d.name: d for d in deployments}
         if not self.deployments:
@@ -62,6 +63,7 @@ class Runtime:
         self.policy = get_policy(policy) if isinstance(policy, str) else policy
         self.objective = objective
         self.default = default
+        self.inventory = inventory  # None: GPUs as NVML reports them on this machine
         self.telemetry = Telemetry()
         self.plans: dict[str, Plan] = {}
         self._pool = ReplicaPool(engine_factory, start_timeout_s) if engine_factory else ReplicaPool(
@@ -103,21 +105,45 @@ class Runtime:
                                   profile_source="; ".join(self.profiles.sources))
         return pol.plan(problem)
 
+    def _place(self, deployments: Sequence[Deployment]) -> tuple[Deployment, ...]:
+        """GPU vLLM deployments without GPUs get them from the packer (memory from their profiles).
+
+        Deployments that already name their GPUs, and CPU or API ones, pass through unchanged.
+        """
+        todo = [d for d in deployments if isinstance(d.engine, VllmSettings)
+                and d.placement.device.lower() != "cpu" and not d.placement.gpus]
+        if not todo:
+            return tuple(deployments)
+        from murakkab_lg.runtime.placement import memory_needs_from_profiles, place, place_on_this_machine
+
+        need = memory_needs_from_profiles(todo, self.profiles)
+        placed = place(todo, self.inventory, need) if self.inventory else place_on_this_machine(todo, need)
+        by_name = {d.name: d for d in placed.deployments}
+        return tuple(by_name.get(d.name, d) for d in deployments)
+
     def apply(self, plan: Plan, *, start: bool = True) -> None:
-        """Route the plan's nodes to its deployments and (by default) start them now."""
-        for d in plan.deployments:
-            if d.name not in self.deployments:
+        """Route the plan's nodes to its deployments, place GPU ones, and (by default) start them now."""
+        deployments = self._place(plan.deployments)
+        for d in deployments:
+            if not self._pool.is_running(d.name):
                 self.deployments[d.name] = d
         with self._lock:
             for c in plan.choices:
                 self._routes[(plan.workflow, c.node)] = c.deployment
             self.plans[plan.workflow] = plan
         if start:
-            for d in plan.deployments:
-                self._pool.ensure(d)
+            for d in deployments:
+                self._pool.ensure(self.deployments[d.name])
 
     def resolve(self, route: Route | None) -> Deployment:
         """Route -> deployment: explicit deployment > planned node > intent > default."""
+        dep = self._resolve(route)
+        if isinstance(dep.engine, VllmSettings) and not dep.placement.gpus and not self._pool.is_running(dep.name):
+            dep = self._place([dep])[0]  # reached without apply(): place it alone
+            self.deployments[dep.name] = dep
+        return dep
+
+    def _resolve(self, route: Route | None) -> Deployment:
         if route is not None:
             if route.deployment is not None:
                 try:

@@ -171,3 +171,27 @@ def test_concurrent_calls_share_one_started_deployment(tiny_model: str) -> None:
         assert all(e is not None and e >= 0 for e in energies) and sum(energies) > 0
     finally:
         rt.close()
+
+
+def test_apply_places_gpu_deployments_on_the_inventory() -> None:
+    """Planned vLLM deployments without GPUs get them (and a memory share) before they start."""
+    from murakkab_lg.spec import Device, Inventory, Placement, VllmSettings
+
+    started: list[Deployment] = []
+
+    def factory(dep: Deployment, _replica: int) -> FunctionEngine:
+        started.append(dep)
+        return FunctionEngine(dep.name, lambda body: {})
+
+    rows = [synthetic_profile("llama-8b", quality={"classify": 0.9}, memory_gb=30.0),
+            synthetic_profile("llama-1b", quality={"classify": 0.7}, memory_gb=10.0)]
+    deps = [Deployment(name=r.deployment, model=f"/models/{r.deployment}", engine=VllmSettings(),
+                       placement=Placement(device="H100")) for r in rows]
+    inv = Inventory(devices=(Device(id="gpu0", kind="H100", memory_gb=80.0, gpu_index=0),))
+    rt = Runtime(deps, ProfileStore(rows, "synthetic"), engine_factory=factory, inventory=inv, policy=StaticPolicy())
+    wf = Workflow(name="g", nodes=(WorkflowNode(name="n", intent=Intent("classify")),))
+    rt.apply(rt.plan(wf))
+    [dep] = started
+    assert dep.name == "llama-8b" and dep.placement.gpus == (0,)
+    assert 0.0 < dep.engine.gpu_memory_utilization <= 0.95
+    assert rt.deployments["llama-8b"].placement.gpus == (0,)
