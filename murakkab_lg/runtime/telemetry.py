@@ -117,7 +117,12 @@ class Telemetry:
 
 
 class NodeSummary(BaseModel):
+    """Per-node totals of a set of calls (a wrapped run's report, the demo, /metrics)."""
+
+    model_config = ConfigDict(frozen=True)
+
     node: str
+    intent: str | None = None
     deployments: tuple[str, ...]
     calls: int
     errors: int
@@ -125,7 +130,7 @@ class NodeSummary(BaseModel):
     p95_s: float
     prompt_tokens: int
     completion_tokens: int
-    energy_j: float
+    energy_j: float | None  # None: no engine reported CPU or GPU energy for these calls
     energy_label: str
 
 
@@ -147,11 +152,11 @@ def summarize(records: Iterable[CallRecord]) -> list[NodeSummary]:
         lat = sorted(r.latency_s for r in rs if r.ok)
         labels = {r.energy_label for r in rs if r.energy_label}
         out.append(NodeSummary(
-            node=node, deployments=tuple(dict.fromkeys(r.deployment for r in rs)), calls=len(rs),
+            node=node, intent=rs[0].intent, deployments=tuple(dict.fromkeys(r.deployment for r in rs)), calls=len(rs),
             errors=sum(not r.ok for r in rs), p50_s=_pct(lat, 50), p95_s=_pct(lat, 95),
             prompt_tokens=sum(r.prompt_tokens for r in rs),
             completion_tokens=sum(r.completion_tokens for r in rs),
-            energy_j=sum(r.energy_j or 0.0 for r in rs),
+            energy_j=sum(r.energy_j or 0.0 for r in rs) if labels else None,
             energy_label="/".join(sorted(labels)) or "unknown",
         ))
     return out

@@ -7,25 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.errors import RoutingError
-from murakkab_lg.runtime.telemetry import CallRecord, summarize
+from murakkab_lg.runtime.telemetry import CallRecord, NodeSummary, summarize
 
 __all__ = ("NodeReport", "RunReport")
 
 
-class NodeReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    node: str
-    intent: str | None
-    deployments: tuple[str, ...]
-    calls: int
-    errors: int
-    p50_s: float
-    p95_s: float
-    prompt_tokens: int
-    completion_tokens: int
-    energy_j: float | None  # None: no engine reported CPU or GPU energy for these calls
-    energy_label: str
+NodeReport = NodeSummary  # one node's line in a run report
 
 
 class RunReport(BaseModel):
@@ -44,16 +31,7 @@ class RunReport(BaseModel):
     @classmethod
     def build(cls, workflow: str, started_at: float, wall_s: float, records: list[CallRecord],
               error: BaseException | None = None) -> RunReport:
-        intents = {}
-        for r in records:
-            intents.setdefault(r.node or "(unrouted)", r.intent)
-        nodes = tuple(
-            NodeReport(node=s.node, intent=intents.get(s.node), deployments=s.deployments, calls=s.calls,
-                       errors=s.errors, p50_s=s.p50_s, p95_s=s.p95_s, prompt_tokens=s.prompt_tokens,
-                       completion_tokens=s.completion_tokens,
-                       energy_j=s.energy_j if s.energy_label != "unknown" else None, energy_label=s.energy_label)
-            for s in summarize(records)
-        )
+        nodes = tuple(summarize(records))
         return cls(workflow=workflow, started_at=started_at, wall_s=wall_s, ok=error is None,
                    error=f"{type(error).__name__}: {error}" if error is not None else None,
                    nodes=nodes, records=tuple(records))
