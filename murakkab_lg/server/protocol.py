@@ -133,18 +133,19 @@ class MurakkabOptions(BaseModel):
     expected_input_tokens: Annotated[int, Field(ge=0)] | None = None
     expected_output_tokens: Annotated[int, Field(ge=1)] | None = None
 
-    def annotation(self) -> dict[str, Any]:
-        """The `Intent` keyword arguments this field carries (empty when it names no intent)."""
-        if self.intent is None:
-            return {}
-        return self.model_dump(exclude_none=True, exclude={"workflow", "node", "deployment"})
+    def constraint_keys(self) -> list[str]:
+        """The annotation keys set besides `intent` (constraints and expectations)."""
+        return sorted(self.model_dump(exclude_none=True, exclude={"intent", "workflow", "node", "deployment"}))
 
-    @model_validator(mode="after")
-    def _constraints_need_intent(self) -> MurakkabOptions:
-        extra = self.model_dump(exclude_none=True, exclude={"intent", "workflow", "node", "deployment"})
-        if extra and self.intent is None:
-            raise ValueError(f"constraints ({', '.join(sorted(extra))}) need an `intent` to apply to")
-        return self
+    def annotation(self, intent: str) -> dict[str, Any]:
+        """The `Intent` keyword arguments this field carries, for `intent` when it names none itself.
+
+        Why the fallback: `model="murakkab/classify"` with `murakkab={"min_quality": 0.8}` is the
+        natural way to add a floor to an intent-routed call, so the model's intent applies.
+        """
+        out = self.model_dump(exclude_none=True, exclude={"workflow", "node", "deployment"})
+        out.setdefault("intent", intent)
+        return out
 
 
 Stop = str | Annotated[list[str], Field(max_length=16)] | None

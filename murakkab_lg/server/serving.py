@@ -178,8 +178,14 @@ class ChatService:
         workflow = (opts.workflow if opts else None) or _header(headers, "x-murakkab-workflow")
         node = (opts.node if opts else None) or _header(headers, "x-murakkab-node")
         deployment = (opts.deployment if opts else None) or _header(headers, "x-murakkab-deployment")
-        if opts is not None and opts.intent is not None:
-            intent: Intent | None = self._intent(opts.intent, opts.annotation())
+        constrained = opts is not None and bool(opts.constraint_keys())
+        if opts is not None and (opts.intent is not None or constrained):
+            name = opts.intent or h_intent or (by_model.intent.intent if by_model.intent else None)
+            if name is None:
+                raise ApiError(400, f"invalid `murakkab` annotation: constraints ({', '.join(opts.constraint_keys())}) "
+                               "need an intent to apply to. To fix: set murakkab.intent, the X-Murakkab-Intent "
+                               "header, or model 'murakkab/<intent>'.", param="murakkab")
+            intent: Intent | None = self._intent(name, opts.annotation(name))
         elif h_intent:
             intent = self._intent(h_intent)
         else:
