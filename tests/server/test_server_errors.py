@@ -194,7 +194,8 @@ def test_route_precedence(instant_url: str) -> None:
         assert where(body(murakkab={"deployment": "fast"}), **{"X-Murakkab-Deployment": "smart"}) == "fast"
         # Constraints in the body apply to the model's (or the header's) intent.
         assert where(body(model="murakkab/classify", murakkab={"min_quality": 0.8})) == "smart"
-        assert where(body(model="murakkab", murakkab={"min_quality": 0.8}), **{"X-Murakkab-Intent": "classify"}) == "smart"
+        floor = body(model="murakkab", murakkab={"min_quality": 0.8})
+        assert where(floor, **{"X-Murakkab-Intent": "classify"}) == "smart"
         r = c.post(CHAT, json=body(model="murakkab", murakkab={"min_quality": 0.8}))
         assert r.status_code == 400 and "need an intent" in r.json()["error"]["message"]
         assert r.json()["error"]["param"] == "murakkab"
