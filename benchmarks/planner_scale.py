@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gap", type=float, default=None,
-                    help="also time the 500x200 rows with this mip_rel_gap (default policy: 1e-4; 1e-7 proves the optimum)")
+                    help="also time the 500x200 rows with this mip_rel_gap (default 1e-4; 1e-7 proves the optimum)")
     ap.add_argument("--capacity", action="store_true", help="also time with a GPU inventory (sizes <= 100x100)")
     ap.add_argument("--tightness", type=float, nargs="+", default=[1 / 3, 2 / 3],
                     help="SLO position between the fastest (0) and the least-energy (1) critical path")
