@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"embedded models (cache {cache_dir()})")
     for col in ("tier", "name", "params", "quant", "licence", "size", "downloaded"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for m in EMBEDDED_LADDER:
         assert m.source is not None
         path = model_path(m)
