@@ -155,3 +155,23 @@ def test_bundled_binary_found_without_override(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(ENV_BINARY, raising=False)
     path = find_llama_server()
     assert path.name == "llama-server" and os.access(path, os.X_OK)
+
+
+def test_corrupt_gguf_is_refused_before_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              tiny_model: str) -> None:
+    """A GGUF whose sha256 does not match its pin never reaches llama-server."""
+    from murakkab_lg.catalog.models import embedded_model
+    from murakkab_lg.catalog.pull import model_path
+    from murakkab_lg.errors import ModelError
+
+    good = model_path(embedded_model(tiny_model))
+    monkeypatch.setenv("MURAKKAB_CACHE", str(tmp_path))
+    bad = model_path(embedded_model(tiny_model))
+    bad.parent.mkdir(parents=True)
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte off
+    bad.write_bytes(bytes(data))
+    eng = LlamaCppEngine("corrupt", tiny_model, LlamaCppSettings(threads=1))
+    with pytest.raises(ModelError, match=r"'smollm2-135m'.*fails its pinned sha256.*murakkab models pull smollm2-135m"):
+        eng.start(timeout_s=10)
+    assert eng.process is None
