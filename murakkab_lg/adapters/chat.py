@@ -23,9 +23,30 @@ from murakkab_lg.adapters.context import route_from_metadata
 from murakkab_lg.runtime import Route, Runtime
 from murakkab_lg.spec import Intent
 
-__all__ = ("MurakkabChat",)
+__all__ = ("MurakkabChat", "openai_tool_choice")
 
 Body = dict[str, Any]
+
+
+def openai_tool_choice(choice: Any) -> Any:
+    """OpenAI's tool_choice from LangChain's spellings and other providers' forms."""
+    if choice is None or choice in ("auto", "none", "required"):
+        return choice
+    if choice is True or choice == "any":
+        return "required"
+    if isinstance(choice, str):
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function":
+            return choice
+        if kind == "tool" and "name" in choice:  # Anthropic
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if kind == "any":
+            return "required"
+        if kind in ("auto", "none"):
+            return kind
+    return choice
 
 
 def _ai_message(resp: Body) -> AIMessage:
@@ -110,13 +131,8 @@ class MurakkabChat(BaseChatModel):
     def bind_tools(self, tools: Sequence[dict[str, Any] | type | Any | BaseTool], *, tool_choice: Any = None,
                    **kwargs: Any) -> Any:
         formatted = [convert_to_openai_tool(t) for t in tools]
-        if tool_choice is not None and tool_choice not in ("auto", "none", "required", "any"):
-            name = tool_choice if isinstance(tool_choice, str) else tool_choice["function"]["name"]
-            tool_choice = {"type": "function", "function": {"name": name}}
-        if tool_choice == "any":
-            tool_choice = "required"
         if tool_choice is not None:
-            kwargs["tool_choice"] = tool_choice
+            kwargs["tool_choice"] = openai_tool_choice(tool_choice)
         return super().bind(tools=formatted, **kwargs)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

@@ -13,11 +13,12 @@ import json
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
-from murakkab_lg.adapters.chat import _ai_message, _chunk
+from murakkab_lg.adapters.chat import _ai_message, openai_tool_choice
+from murakkab_lg.adapters.chat import _chunk as chunk_from_data
 
 __all__ = ("StructuredOutput", "chunk_from_data", "message_from_response", "openai_request")
 
@@ -53,27 +54,6 @@ class StructuredOutput:
         return value
 
 
-def _tool_choice(choice: Any) -> Any:
-    """OpenAI's tool_choice from LangChain's spellings and other providers' forms."""
-    if choice is None or choice in ("auto", "none", "required"):
-        return choice
-    if choice is True or choice == "any":
-        return "required"
-    if isinstance(choice, str):
-        return {"type": "function", "function": {"name": choice}}
-    if isinstance(choice, dict):
-        kind = choice.get("type")
-        if kind == "function":
-            return choice
-        if kind == "tool" and "name" in choice:  # Anthropic
-            return {"type": "function", "function": {"name": choice["name"]}}
-        if kind == "any":
-            return "required"
-        if kind in ("auto", "none"):
-            return kind
-    return choice
-
-
 def _response_format(fmt: Any) -> tuple[Any, StructuredOutput | None]:
     if isinstance(fmt, type) and issubclass(fmt, BaseModel):
         schema = fmt.model_json_schema()
@@ -102,7 +82,7 @@ def openai_request(model: BaseChatModel, messages: list[BaseMessage], stop: list
             if value:
                 body["tools"] = [convert_to_openai_tool(t) for t in value]
         elif key == "tool_choice":
-            choice = _tool_choice(value)
+            choice = openai_tool_choice(value)
             if choice is not None:
                 body["tool_choice"] = choice
         elif key == "response_format":
@@ -122,6 +102,3 @@ def message_from_response(resp: Body, structured: StructuredOutput | None) -> AI
             msg.additional_kwargs["parsed"] = parsed
     return msg
 
-
-def chunk_from_data(data: Body) -> AIMessageChunk | None:
-    return _chunk(data)
