@@ -40,7 +40,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.backends.engines.llamacpp import free_port
 from murakkab_lg.catalog.hardware import describe_machine
 from murakkab_lg.catalog.profiles import ProfileFile, write_profile_file
 from murakkab_lg.testing.instant_engine import instant_deployments, synthetic_profiles

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from murakkab_lg.adapters.telemetry import GpuEnergyAttributor, inventory_from_telemetry, open_nvml
+from murakkab_lg.backends.telemetry import GpuEnergyAttributor, inventory_from_telemetry, open_nvml
 from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint, Provenance
 
 BATCHES = (1, 4, 16)

@@ -72,7 +72,7 @@ def build_paths(base: str, stream: bool) -> tuple[dict[str, Callable[[], Any]], 
     from langgraph.graph import START, StateGraph
 
     from murakkab_lg import Runtime, wrap
-    from murakkab_lg.adapters.engines.base import HttpEngine
+    from murakkab_lg.backends.engines.base import HttpEngine
     from murakkab_lg.catalog.profiles import ProfileStore
     from murakkab_lg.spec import ApiSettings, Deployment
     from murakkab_lg.testing.scripted_engine import synthetic_profile

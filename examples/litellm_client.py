@@ -38,7 +38,7 @@ def through_server(console: Console, base_url: str, api_key: str) -> None:
 
 def in_process(console: Console) -> None:
     from murakkab_lg import Runtime
-    from murakkab_lg.adapters.litellm import register
+    from murakkab_lg.integrations.litellm import register
 
     with Runtime.embedded(models=["tiny"], default="smollm2-135m") as runtime:
         register(runtime)

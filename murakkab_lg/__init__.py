@@ -11,11 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from murakkab_lg.adapters.chat import MurakkabChat
-    from murakkab_lg.adapters.langgraph import annotate, wrap
     from murakkab_lg.errors import MurakkabError, PlanInfeasibleError
-    from murakkab_lg.runtime import Route, Runtime
+    from murakkab_lg.integrations.chat import MurakkabChat
+    from murakkab_lg.integrations.langgraph import annotate, wrap
+    from murakkab_lg.runtime import Runtime
     from murakkab_lg.spec import Constraints, Intent, Objective, Plan, Workflow, WorkflowNode, register_intent
+    from murakkab_lg.wire import Route
 
 __all__ = (
     "Constraints",
@@ -35,13 +36,13 @@ __all__ = (
 )
 
 _WHERE = {
-    "MurakkabChat": "murakkab_lg.adapters.chat",
+    "MurakkabChat": "murakkab_lg.integrations.chat",
     "MurakkabError": "murakkab_lg.errors",
     "PlanInfeasibleError": "murakkab_lg.errors",
-    "Route": "murakkab_lg.runtime",
+    "Route": "murakkab_lg.wire",
     "Runtime": "murakkab_lg.runtime",
-    "annotate": "murakkab_lg.adapters.langgraph",
-    "wrap": "murakkab_lg.adapters.langgraph",
+    "annotate": "murakkab_lg.integrations.langgraph",
+    "wrap": "murakkab_lg.integrations.langgraph",
     **{n: "murakkab_lg.spec" for n in ("Constraints", "Intent", "Objective", "Plan", "Workflow",
                                        "WorkflowNode", "register_intent")},
 }

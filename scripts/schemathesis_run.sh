@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.backends.engines.llamacpp import free_port
 from murakkab_lg.catalog.profiles import ProfileFile, write_profile_file
 from murakkab_lg.testing.instant_engine import instant_deployments, synthetic_profiles
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from rich.console import Console
 
-from murakkab_lg.adapters.telemetry.fake import FakeGpu, FakeMig, FakeNvml
-from murakkab_lg.adapters.telemetry.nvml import NvmlTelemetry
+from murakkab_lg.backends.telemetry.fake import FakeGpu, FakeMig, FakeNvml
+from murakkab_lg.backends.telemetry.nvml import NvmlTelemetry
 from murakkab_lg.cli import main
 from murakkab_lg.commands.doctor import collect, render
 

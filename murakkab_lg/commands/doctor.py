@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from murakkab_lg.adapters.telemetry.base import GpuTelemetry
+from murakkab_lg.backends.telemetry.base import GpuTelemetry
 from murakkab_lg.errors import MurakkabError
 from murakkab_lg.spec import Inventory
 
@@ -51,7 +51,7 @@ def _dist_version(*names: str) -> str | None:
 
 
 def _llama_server() -> EngineStatus:
-    from murakkab_lg.adapters.engines.llamacpp import find_llama_server
+    from murakkab_lg.backends.engines.llamacpp import find_llama_server
 
     try:
         return EngineStatus(name="llama-server", found=True, detail=str(find_llama_server()))
@@ -60,7 +60,7 @@ def _llama_server() -> EngineStatus:
 
 
 def _vllm() -> EngineStatus:
-    from murakkab_lg.adapters.engines.vllm import find_vllm_python
+    from murakkab_lg.backends.engines.vllm import find_vllm_python
 
     try:
         python = find_vllm_python()
@@ -84,13 +84,13 @@ def _litellm() -> EngineStatus:
 
 def collect(open_telemetry: Callable[[], GpuTelemetry] | None = None) -> DoctorReport:
     """Probe the machine. `open_telemetry` defaults to NVML; tests pass a fake."""
-    from murakkab_lg.adapters.telemetry.inventory import cpu_device, inventory_from_telemetry
+    from murakkab_lg.backends.telemetry.inventory import cpu_device, inventory_from_telemetry
     from murakkab_lg.catalog.embedded import pulled_models
     from murakkab_lg.catalog.hardware import describe_machine
     from murakkab_lg.errors import TelemetryUnavailableError
 
     if open_telemetry is None:
-        from murakkab_lg.adapters.telemetry.nvml import open_nvml as open_telemetry
+        from murakkab_lg.backends.telemetry.nvml import open_nvml as open_telemetry
     missing: list[str] = []
     backend = driver = note = None
     try:

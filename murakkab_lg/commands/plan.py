@@ -114,7 +114,7 @@ def _from_python(target: str, slo: float | None) -> Workflow:
         obj = obj()
     if isinstance(obj, Workflow):
         return obj.model_copy(update={"latency_slo_s": slo}) if slo else obj
-    from murakkab_lg.adapters.langgraph.extract import workflow_from_graph
+    from murakkab_lg.integrations.langgraph.extract import workflow_from_graph
 
     return workflow_from_graph(obj, name=attr, latency_slo_s=slo)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from murakkab_lg.adapters.chat import MurakkabChat
-from murakkab_lg.adapters.langgraph.extract import workflow_from_graph
 from murakkab_lg.catalog.hardware import WATTS_SOURCE, describe_machine, watts_per_core
 from murakkab_lg.demo import tasks
 from murakkab_lg.demo.graph import ANNOTATIONS, WORKFLOW_NAME, build_graph
+from murakkab_lg.integrations.chat import MurakkabChat
+from murakkab_lg.integrations.langgraph.extract import workflow_from_graph
 from murakkab_lg.policies.static import StaticPolicy
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.spec import Plan

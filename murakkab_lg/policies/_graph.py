@@ -49,7 +49,7 @@ class Dag:
             cyclic = sorted(self.names[i] for i, d in enumerate(indeg) if d > 0)
             raise ConfigError(
                 f"workflow {label!r} has a cycle through {', '.join(cyclic)}; the planner needs a DAG. "
-                "To fix: build the workflow with murakkab_lg.adapters.langgraph.extract (it folds loops "
+                "To fix: build the workflow with murakkab_lg.integrations.langgraph.extract (it folds loops "
                 "into `expected_iterations`) or remove the back edge."
             )
         return order

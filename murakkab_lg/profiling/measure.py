@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from murakkab_lg.adapters.engines.base import EngineAdapter
+from murakkab_lg.backends.engines.base import EngineAdapter
 from murakkab_lg.catalog.profiles import LoadPoint
 from murakkab_lg.errors import MurakkabError
 from murakkab_lg.evals.base import EvalItem, EvalSet

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from murakkab_lg.adapters.engines import EngineAdapter, create_engine
+from murakkab_lg.backends.engines import EngineAdapter, create_engine
 from murakkab_lg.catalog.embedded import default_llamacpp_settings, sweep_deployment
 from murakkab_lg.catalog.hardware import WATTS_SOURCE, describe_machine, watts_per_core
 from murakkab_lg.catalog.models import embedded_model

@@ -299,7 +299,7 @@ def place_on_this_machine(
     Without GPU telemetry the inventory is the CPU alone, so any GPU deployment is refused with the
     reason NVML gave (no package, driver or GPU) in the error.
     """
-    from murakkab_lg.adapters.telemetry.inventory import detect_inventory
+    from murakkab_lg.backends.telemetry.inventory import detect_inventory
 
     inventory, note = detect_inventory()
     try:

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from murakkab_lg.adapters.engines import EngineAdapter, create_engine
-from murakkab_lg.adapters.telemetry.energy import GpuEnergyMeter, shared_attributor
+from murakkab_lg.backends.engines import EngineAdapter, create_engine
+from murakkab_lg.backends.telemetry.energy import GpuEnergyMeter, shared_attributor
 from murakkab_lg.catalog.hardware import watts_per_core
 from murakkab_lg.errors import EngineUnavailableError
 from murakkab_lg.runtime.telemetry import CpuEnergyMeter

@@ -13,30 +13,18 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError, EngineUnavailableError, RoutingError
 from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
 from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
 from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Plan, VllmSettings, Workflow, WorkflowNode
+from murakkab_lg.wire import Route
 
 __all__ = ("Route", "Runtime")
 
 Body = dict[str, Any]
 _STRIP = ("murakkab",)
-
-
-class Route(BaseModel):
-    """Where a call comes from: the workflow node and its annotation, or an explicit deployment."""
-
-    model_config = ConfigDict(frozen=True)
-
-    workflow: str | None = None
-    node: str | None = None
-    intent: Intent | None = None
-    deployment: str | None = None
 
 
 class Runtime:

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from murakkab_lg.adapters.engines.base import aclose_sessions
+from murakkab_lg.backends.engines.base import aclose_sessions
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, error_response

@@ -21,12 +21,13 @@ from urllib.parse import unquote
 import orjson
 from pydantic import ValidationError
 
-from murakkab_lg.runtime import Route, Runtime
+from murakkab_lg.runtime import Runtime
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, validation_message
 from murakkab_lg.server.metrics import ServerMetrics
 from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
 from murakkab_lg.spec import Intent, known_intents
+from murakkab_lg.wire import Route
 
 __all__ = ("DEFAULT_MODELS", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
 

@@ -37,9 +37,9 @@ from typing import Any
 import httpx
 import orjson
 
-from murakkab_lg.adapters.engines._process import ChildProcess, cpu_seconds_of
-from murakkab_lg.adapters.engines.base import HttpEngine
-from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.backends.engines._process import ChildProcess, cpu_seconds_of
+from murakkab_lg.backends.engines.base import HttpEngine
+from murakkab_lg.backends.engines.llamacpp import free_port
 from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint, ProfileStore, Provenance, QualityScore
 from murakkab_lg.errors import EngineStartError
 from murakkab_lg.spec import ApiSettings, Deployment

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from murakkab_lg.adapters.engines.base import HttpEngine
+from murakkab_lg.backends.engines.base import HttpEngine
 from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint, ProfileStore, Provenance, QualityScore
 from murakkab_lg.errors import EngineStartError
 from murakkab_lg.runtime import Runtime

@@ -11,13 +11,13 @@ import json
 
 import pytest
 
-from murakkab_lg.adapters.langgraph.extract import workflow_from_graph
 from murakkab_lg.cli import main
 from murakkab_lg.demo import tasks
 from murakkab_lg.demo.graph import ANNOTATIONS, EDGES, build_graph
 from murakkab_lg.demo.run import run_plan
 from murakkab_lg.errors import PlanInfeasibleError
 from murakkab_lg.evals.base import get_eval_set
+from murakkab_lg.integrations.langgraph.extract import workflow_from_graph
 from murakkab_lg.policies.static import StaticPolicy
 from murakkab_lg.runtime import Runtime
 

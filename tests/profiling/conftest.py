@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from murakkab_lg.adapters.engines.base import FunctionEngine
+from murakkab_lg.backends.engines.base import FunctionEngine
 from murakkab_lg.spec import Deployment
 
 

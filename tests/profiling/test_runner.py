@@ -70,7 +70,7 @@ def test_rows_for_other_deployments_are_kept(tmp_path: Path, fake_factory) -> No
 def _llama_server_ready() -> bool:
     from murakkab_lg.catalog.embedded import pulled_models
     try:
-        from murakkab_lg.adapters.engines.llamacpp import find_llama_server
+        from murakkab_lg.backends.engines.llamacpp import find_llama_server
         find_llama_server()
     except Exception:
         return False

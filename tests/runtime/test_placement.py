@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from murakkab_lg.adapters.telemetry import inventory_from_telemetry
-from murakkab_lg.adapters.telemetry.fake import FakeGpu, FakeMig, FakeNvml
-from murakkab_lg.adapters.telemetry.nvml import NvmlTelemetry
+from murakkab_lg.backends.telemetry import inventory_from_telemetry
+from murakkab_lg.backends.telemetry.fake import FakeGpu, FakeMig, FakeNvml
+from murakkab_lg.backends.telemetry.nvml import NvmlTelemetry
 from murakkab_lg.errors import ConfigError, PlanInfeasibleError
 from murakkab_lg.runtime.placement import PlacementPlan, place
 from murakkab_lg.spec import Deployment, Inventory, LlamaCppSettings, Placement, VllmSettings
@@ -183,7 +183,7 @@ def test_random_plans_respect_every_constraint_or_fail_clearly(seed: int) -> Non
 
 
 def test_this_machine_without_gpu_refuses_gpu_deployments_with_the_reason() -> None:
-    from murakkab_lg.adapters.telemetry import detect_inventory
+    from murakkab_lg.backends.telemetry import detect_inventory
     from murakkab_lg.runtime.placement import place_on_this_machine
 
     if detect_inventory()[1] is None:

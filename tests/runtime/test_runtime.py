@@ -9,14 +9,15 @@ import time
 
 import pytest
 
-from murakkab_lg.adapters.engines import FunctionEngine
+from murakkab_lg.backends.engines import FunctionEngine
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import PlanInfeasibleError, RoutingError
 from murakkab_lg.policies.static import StaticPolicy
-from murakkab_lg.runtime import Route, Runtime
+from murakkab_lg.runtime import Runtime
 from murakkab_lg.runtime.telemetry import CpuEnergyMeter, summarize
 from murakkab_lg.spec import ApiSettings, Deployment, Intent, Objective, Workflow, WorkflowNode
 from murakkab_lg.testing.scripted_engine import synthetic_profile
+from murakkab_lg.wire import Route
 
 LADDER = {  # name: (quality per intent, energy per output token J, time per output token s)
     "small": ({"classify": 0.70, "extract": 0.50}, 0.05, 0.01),

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.backends.engines.llamacpp import free_port
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.testing.instant_engine import engine_factory, instant_deployments, synthetic_profiles
 

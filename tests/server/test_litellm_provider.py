@@ -18,7 +18,7 @@ TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {
 
 @pytest.fixture(scope="module")
 def provider_runtime(instant_url: str) -> Iterator[Runtime]:
-    from murakkab_lg.adapters.litellm import register
+    from murakkab_lg.integrations.litellm import register
 
     rt = make_runtime(instant_url)
     register(rt)

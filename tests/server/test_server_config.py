@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from murakkab_lg.adapters.engines.llamacpp import free_port
+from murakkab_lg.backends.engines.llamacpp import free_port
 from murakkab_lg.catalog.profiles import ProfileFile, write_profile_file
 from murakkab_lg.errors import ConfigError
 from murakkab_lg.server import ServeConfig, build_runtime, load_config

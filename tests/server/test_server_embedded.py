@@ -15,7 +15,7 @@ from murakkab_lg.server import ServeConfig, create_app
 
 @pytest.fixture(scope="module")
 def tiny_url() -> Iterator[str]:
-    from murakkab_lg.adapters.engines.llamacpp import find_llama_server
+    from murakkab_lg.backends.engines.llamacpp import find_llama_server
 
     try:
         find_llama_server()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from server_support import QUALITY, make_runtime, serve
 
-from murakkab_lg.adapters.engines import FunctionEngine
+from murakkab_lg.backends.engines import FunctionEngine
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.server import ServeConfig, create_app
 from murakkab_lg.spec import Intent, Workflow, WorkflowNode

@@ -6,10 +6,9 @@ from __future__ import annotations
 import httpx
 from server_support import make_runtime, serve
 
-from murakkab_lg.adapters.langgraph._wire import route_fields, route_headers, route_model
-from murakkab_lg.runtime import Route
 from murakkab_lg.server import ServeConfig, create_app
 from murakkab_lg.spec import Intent, Workflow, WorkflowNode
+from murakkab_lg.wire import Route, route_fields, route_headers, route_model
 
 
 def test_wire_encoded_routes_resolve_like_in_process(instant_url: str) -> None:

