@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint, Provenance, QualityScore
 from murakkab_lg.policies.base import Candidate
+from murakkab_lg.profile_spec import DeploymentProfile, LoadPoint, Provenance, QualityScore
 from murakkab_lg.spec import (
     Deployment,
     Device,

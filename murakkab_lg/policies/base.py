@@ -1,19 +1,18 @@
 """The Policy protocol and the pure cost evaluation every policy shares.
 
 A policy is a pure function of its inputs: (workflow, candidate deployments with their profiles,
-objective) -> Plan. It imports spec, errors and catalog types only, never an engine, a server or
+objective) -> Plan. It imports spec (with `profile_spec`), errors and its solver only, never an engine, a server or
 LangGraph, so it can be tested against brute force and benchmarked alone.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from murakkab_lg.catalog.profiles import DeploymentProfile
 from murakkab_lg.errors import ConfigError, PlanInfeasibleError
+from murakkab_lg.profile_spec import DeploymentProfile
 from murakkab_lg.spec import (
     Deployment,
     Inventory,
@@ -155,7 +154,3 @@ def infeasible(node: WorkflowNode, rejections: list[Rejection]) -> PlanInfeasibl
         f"needs {get(best):.3g} ({best.deployment}). To fix: relax {field} or add faster hardware.",
         node=node.name, constraint=field, best=get(best),
     )
-
-
-def finite(x: float) -> float:
-    return x if math.isfinite(x) else float("inf")
