@@ -85,11 +85,20 @@ class EngineStartError(EngineError):
 
 
 class EngineUnavailableError(EngineError):
-    """No healthy replica can take the request (all dead, draining, or at capacity)."""
+    """No healthy replica can take the request (all dead, draining, or at capacity).
+
+    `status_code` is the engine's 5xx status when it answered (503: overloaded, try later), None
+    when it could not be reached at all, so a retry layer can tell the two apart.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class EngineRequestError(EngineError):
-    """The engine answered 4xx: the request itself is at fault, so retrying elsewhere won't help."""
+    """The engine answered 4xx: the request itself is at fault, so retrying elsewhere won't help
+    (except 429, rate limited: `status_code` says which)."""
 
     def __init__(self, message: str, *, status_code: int, body: object = None) -> None:
         super().__init__(message)

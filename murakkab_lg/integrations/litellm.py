@@ -26,7 +26,7 @@ from typing import Any
 from murakkab_lg.errors import MurakkabError, RoutingError
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.spec import Intent, known_intents
-from murakkab_lg.wire import Route
+from murakkab_lg.wire import BODY_FIELD, Route, decode_route
 
 try:
     import litellm
@@ -43,25 +43,23 @@ PROVIDER = "murakkab"
 _FORWARD = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user", "tools",
             "tool_choice", "parallel_tool_calls", "response_format", "presence_penalty", "frequency_penalty",
             "logit_bias", "logprobs", "top_logprobs", "n")
-_ROUTE_KEYS = ("workflow", "node", "deployment")
 
 
 def route_for(runtime: Runtime, model: str, annotation: Mapping[str, Any] | None = None) -> Route:
-    """The Route for `murakkab/<model>` plus an optional annotation (the annotation wins)."""
-    name = model.removeprefix(PROVIDER + "/")
-    ann = dict(annotation or {})
-    where = {k: ann.pop(k) for k in _ROUTE_KEYS if k in ann}
-    if ann and "intent" not in ann and name in known_intents():
-        ann["intent"] = name
-    intent = Intent.model_validate(ann) if ann else None
-    if intent is None and name in known_intents():
-        intent = Intent(name)
-    if intent is None and not where and name not in runtime.deployments:
+    """The Route for `murakkab/<intent or deployment>` plus an optional annotation (the annotation
+    wins), decoded by `wire.decode_route` like the server's requests."""
+
+    def by_model(name: str) -> Route | None:
+        name = name.removeprefix(PROVIDER + "/")
+        if name in known_intents():
+            return Route(intent=Intent(name))
+        return Route(deployment=name) if name in runtime.deployments else None
+
+    route = decode_route({"model": model, BODY_FIELD: dict(annotation or {})}, model_route=by_model)
+    if route is None or route == Route():
         valid = [f"{PROVIDER}/{i}" for i in known_intents()] + [f"{PROVIDER}/{d}" for d in runtime.deployments]
         raise RoutingError(f"unknown model {model!r}; valid: {', '.join(valid)}")
-    if intent is None and not where:
-        where["deployment"] = name
-    return Route(intent=intent, **where)
+    return route
 
 
 def _body(messages: list[Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.backends.engines import EngineAdapter, create_engine
+from murakkab_lg.backends.openai_http import aclose_sessions
 from murakkab_lg.catalog.embedded import default_llamacpp_settings, sweep_deployment
 from murakkab_lg.catalog.hardware import WATTS_SOURCE, describe_machine, watts_per_core
 from murakkab_lg.catalog.models import embedded_model
@@ -237,8 +238,6 @@ async def _measure_async(engine: EngineAdapter, dep: Deployment, eval_todo: list
                 ck.put(load_keys[c], point.model_dump(mode="json"))
                 rep.advance(task)
     finally:
-        # The adapter keeps one pooled async session per event loop; this loop ends here, so
-        # close it now rather than leave it to the garbage collector (which warns).
-        session = getattr(engine, "_asession", None)
-        if session is not None and not session.closed:
-            await session.close()
+        # Clients keep one pooled async session per event loop; this loop ends here, so close
+        # them now rather than leave it to the garbage collector (which warns).
+        await aclose_sessions()

@@ -133,20 +133,6 @@ class MurakkabOptions(BaseModel):
     expected_input_tokens: Annotated[int, Field(ge=0)] | None = None
     expected_output_tokens: Annotated[int, Field(ge=1)] | None = None
 
-    def constraint_keys(self) -> list[str]:
-        """The annotation keys set besides `intent` (constraints and expectations)."""
-        return sorted(self.model_dump(exclude_none=True, exclude={"intent", "workflow", "node", "deployment"}))
-
-    def annotation(self, intent: str) -> dict[str, Any]:
-        """The `Intent` keyword arguments this field carries, for `intent` when it names none itself.
-
-        Why the fallback: `model="murakkab/classify"` with `murakkab={"min_quality": 0.8}` is the
-        natural way to add a floor to an intent-routed call, so the model's intent applies.
-        """
-        out = self.model_dump(exclude_none=True, exclude={"workflow", "node", "deployment"})
-        out.setdefault("intent", intent)
-        return out
-
 
 Stop = str | Annotated[list[str], Field(max_length=16)] | None
 

@@ -16,31 +16,23 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 from pydantic import ValidationError
 
+from murakkab_lg.errors import ConfigError
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, validation_message
 from murakkab_lg.server.metrics import ServerMetrics
 from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
 from murakkab_lg.spec import Intent, known_intents
-from murakkab_lg.wire import Route
+from murakkab_lg.wire import BODY_FIELD, DEFAULT_MODELS, MODEL_PREFIX, Route, decode_route
 
 __all__ = ("DEFAULT_MODELS", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
 
-MODEL_PREFIX = "murakkab/"
-DEFAULT_MODELS = ("murakkab", "murakkab/default")
 _DONE = b"data: [DONE]\n\n"
 _ALWAYS_USAGE = {"include_usage": True}
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A routing header, percent-decoded (clients encode node paths so any name is a valid value)."""
-    value = headers.get(name)
-    return unquote(value) if value else None
 
 
 class Admission:
@@ -162,40 +154,18 @@ class ChatService:
             self._model_routes[model] = route
         return route
 
-    def route(self, req: ChatCompletionRequest, headers: Mapping[str, str]) -> Route:
-        """Body field `murakkab` > `X-Murakkab-*` headers > `murakkab/<intent>` > a deployment > default.
-
-        Each of workflow, node, intent and deployment comes from the first source that sets it.
-        The model name is always checked (an unknown one is a 404 even when the body routes), and
-        it contributes its intent if nothing above named one, or its deployment if nothing above
-        named an intent, node or deployment.
-        """
-        by_model = self._route_of_model(req.model)
-        opts = req.murakkab
-        h_intent = _header(headers, "x-murakkab-intent")
-        if opts is None and h_intent is None and "x-murakkab-node" not in headers \
-                and "x-murakkab-deployment" not in headers:
-            return by_model
-        workflow = (opts.workflow if opts else None) or _header(headers, "x-murakkab-workflow")
-        node = (opts.node if opts else None) or _header(headers, "x-murakkab-node")
-        deployment = (opts.deployment if opts else None) or _header(headers, "x-murakkab-deployment")
-        constrained = opts is not None and bool(opts.constraint_keys())
-        if opts is not None and (opts.intent is not None or constrained):
-            name = opts.intent or h_intent or (by_model.intent.intent if by_model.intent else None)
-            if name is None:
-                raise ApiError(400, f"invalid `murakkab` annotation: constraints ({', '.join(opts.constraint_keys())}) "
-                               "need an intent to apply to. To fix: set murakkab.intent, the X-Murakkab-Intent "
-                               "header, or model 'murakkab/<intent>'.", param="murakkab")
-            intent: Intent | None = self._intent(name, opts.annotation(name))
-        elif h_intent:
-            intent = self._intent(h_intent)
-        else:
-            intent = by_model.intent
-        if intent is None and node is None and deployment is None:
-            deployment = by_model.deployment
-        if deployment is not None and deployment not in self.runtime.deployments:
-            raise self.not_found(f"unknown deployment {deployment!r}")
-        return Route(workflow=workflow, node=node, intent=intent, deployment=deployment)
+    def route(self, data: Mapping[str, Any], headers: Mapping[str, str]) -> Route:
+        """Body field `murakkab` > `X-Murakkab-*` headers > `murakkab/<intent>` > a deployment > default,
+        decoded by `wire.decode_route` (the one decoder) with this server's model names and errors."""
+        try:
+            route = decode_route(data, headers, model_route=self._route_of_model, make_intent=self._intent)
+        except ConfigError as e:
+            raise ApiError(400, str(e), param=BODY_FIELD) from None
+        if route is None:  # unreachable: _route_of_model routes or refuses every name
+            return Route()
+        if route.deployment is not None and route.deployment not in self.runtime.deployments:
+            raise self.not_found(f"unknown deployment {route.deployment!r}")
+        return route
 
     # -- the endpoint -------------------------------------------------------------------------
     def parse(self, raw: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
@@ -214,7 +184,7 @@ class ChatService:
     async def chat(self, raw: bytes, headers: Mapping[str, str]) -> ChatResult:
         """One request, end to end; raises ApiError for every failure it can name."""
         data, req = self.parse(raw)
-        route = self.route(req, headers)
+        route = self.route(data, headers)
         try:
             deployment = self.runtime.resolve(route).name
         except Exception as e:

@@ -6,14 +6,11 @@ Both targets take the same OpenAI body plus Route and record one `CallRecord` pe
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
-import httpx
-
-from murakkab_lg.errors import ConfigError, EngineRequestError, EngineUnavailableError
+from murakkab_lg.backends.openai_http import CallStats, OpenAIClient
+from murakkab_lg.errors import ConfigError, EngineUnavailableError
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
 from murakkab_lg.spec import Plan, Workflow
@@ -66,28 +63,16 @@ class RuntimeTarget:
         return self.runtime.astream(body, route)
 
 
-def _error(resp: httpx.Response, text: str, url: str) -> Exception:
-    try:
-        msg = json.loads(text).get("error", {}).get("message") or text
-    except (ValueError, AttributeError):
-        msg = text
-    if 400 <= resp.status_code < 500:
-        return EngineRequestError(f"{url} rejected the request ({resp.status_code}): {msg}",
-                                  status_code=resp.status_code, body=text)
-    return EngineUnavailableError(f"{url} failed ({resp.status_code}): {msg}")
-
-
 class HttpTarget:
     """Server mode: OpenAI requests carrying the route to `murakkab serve` (or any compatible server)."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout_s: float = 600.0) -> None:
         url = base_url.rstrip("/")
         self.url = url if url.endswith("/v1") else url + "/v1"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._timeout = httpx.Timeout(timeout_s, connect=5.0)
+        self.api = OpenAIClient(
+            self.url.removesuffix("/v1"), who=self.url, api_key=api_key, timeout_s=timeout_s,
+            unreachable_hint="To fix: start it with `murakkab serve` or correct the URL given to wrap().")
         self.telemetry = Telemetry()
-        self._client: httpx.Client | None = None
-        self._aclients: dict[int, httpx.AsyncClient] = {}
 
     def prepare(self, workflow: Workflow) -> Plan | None:
         return None  # the server plans; requests carry node, intent and constraints
@@ -95,146 +80,61 @@ class HttpTarget:
     def deployments(self) -> tuple[str, ...]:
         return ()
 
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout, headers=self._headers)
-        return self._client
-
-    def aclient(self) -> httpx.AsyncClient:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._aclients.get(id(loop))
-        if client is None:
-            client = self._aclients[id(loop)] = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
-        return client
-
-    def _unavailable(self, e: Exception) -> EngineUnavailableError:
-        return EngineUnavailableError(f"murakkab server at {self.url} is unreachable ({type(e).__name__}: {e}). "
-                                      "To fix: start it with `murakkab serve` or correct the URL given to wrap().")
-
-    def _record(self, route: Route, deployment: str, t0: float, wall0: float, ttft: float | None,
-                usage: Body | None, error: str | None) -> None:
-        usage = usage or {}
+    def _record(self, route: Route, stats: CallStats, error: BaseException | None) -> None:
+        usage = stats.usage or {}
+        deployment = stats.headers.get(DEPLOYMENT_HEADER) or stats.model
+        if deployment is None:
+            unreachable = isinstance(error, EngineUnavailableError) and error.status_code is None
+            deployment = "(unreachable)" if unreachable else "(error)" if error is not None else "(unknown)"
         self.telemetry.record(CallRecord(
             workflow=route.workflow, node=route.node, intent=route.intent.intent if route.intent else None,
-            deployment=deployment, model=deployment, started_at=wall0, latency_s=time.perf_counter() - t0,
-            ttft_s=ttft, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            deployment=deployment, model=deployment, started_at=stats.wall0, latency_s=stats.latency_s,
+            ttft_s=stats.ttft_s, prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0), energy_j=None, energy_label=None,
-            ok=error is None, error=error))
+            ok=error is None, error=None if error is None else (str(error) or type(error).__name__)))
 
     def complete(self, body: Body, route: Route) -> Body:
-        t0, wall0 = time.perf_counter(), time.time()
+        stats = CallStats()
         try:
-            resp = self.client.post(self.url + "/chat/completions", json={**body, "stream": False},
-                                    headers=route_headers(route))
-        except httpx.TransportError as e:
-            self._record(route, "(unreachable)", t0, wall0, None, None, str(e))
-            raise self._unavailable(e) from e
-        if resp.status_code != 200:
-            err = _error(resp, resp.text, self.url)
-            self._record(route, "(error)", t0, wall0, None, None, str(err))
-            raise err
-        data = resp.json()
-        self._record(route, resp.headers.get(DEPLOYMENT_HEADER) or str(data.get("model")), t0, wall0, None,
-                     data.get("usage"), None)
-        return data
+            out = self.api.complete(body, headers=route_headers(route), stats=stats)
+        except BaseException as e:
+            self._record(route, stats, e)
+            raise
+        self._record(route, stats, None)
+        return out
 
     async def acomplete(self, body: Body, route: Route) -> Body:
-        t0, wall0 = time.perf_counter(), time.time()
+        stats = CallStats()
         try:
-            resp = await self.aclient().post(self.url + "/chat/completions", json={**body, "stream": False},
-                                             headers=route_headers(route))
-        except httpx.TransportError as e:
-            self._record(route, "(unreachable)", t0, wall0, None, None, str(e))
-            raise self._unavailable(e) from e
-        if resp.status_code != 200:
-            err = _error(resp, resp.text, self.url)
-            self._record(route, "(error)", t0, wall0, None, None, str(err))
-            raise err
-        data = resp.json()
-        self._record(route, resp.headers.get(DEPLOYMENT_HEADER) or str(data.get("model")), t0, wall0, None,
-                     data.get("usage"), None)
-        return data
+            out = await self.api.acomplete(body, headers=route_headers(route), stats=stats)
+        except BaseException as e:
+            self._record(route, stats, e)
+            raise
+        self._record(route, stats, None)
+        return out
 
     def stream(self, body: Body, route: Route) -> Iterator[Body]:
-        t0, wall0 = time.perf_counter(), time.time()
-        deployment, ttft, usage, error = "(unknown)", None, None, None
-        req = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        stats, error = CallStats(), None
+        req = {**body, "stream_options": {"include_usage": True}}
         try:
-            with self.client.stream("POST", self.url + "/chat/completions", json=req,
-                                    headers=route_headers(route)) as resp:
-                if resp.status_code != 200:
-                    raise _error(resp, resp.read().decode(errors="replace"), self.url)
-                deployment = resp.headers.get(DEPLOYMENT_HEADER) or deployment
-                for data in _events(resp.iter_lines()):
-                    if ttft is None and data.get("choices"):
-                        ttft = time.perf_counter() - t0
-                    if deployment == "(unknown)" and data.get("model"):
-                        deployment = str(data["model"])
-                    usage = data.get("usage") or usage
-                    yield data
-        except httpx.TransportError as e:
-            error = str(e)
-            raise self._unavailable(e) from e
+            yield from self.api.stream(req, headers=route_headers(route), stats=stats)
         except BaseException as e:
-            error = f"{type(e).__name__}: {e}"
+            error = e
             raise
         finally:
-            self._record(route, deployment, t0, wall0, ttft, usage, error)
+            self._record(route, stats, error)
 
     async def astream(self, body: Body, route: Route) -> AsyncIterator[Body]:
-        t0, wall0 = time.perf_counter(), time.time()
-        deployment, ttft, usage, error = "(unknown)", None, None, None
-        req = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        stats, error = CallStats(), None
+        req = {**body, "stream_options": {"include_usage": True}}
         try:
-            async with self.aclient().stream("POST", self.url + "/chat/completions", json=req,
-                                             headers=route_headers(route)) as resp:
-                if resp.status_code != 200:
-                    raise _error(resp, (await resp.aread()).decode(errors="replace"), self.url)
-                deployment = resp.headers.get(DEPLOYMENT_HEADER) or deployment
-                async for line in resp.aiter_lines():
-                    data = _event(line)
-                    if data is None:
-                        continue
-                    if data is _DONE:
-                        break
-                    if ttft is None and data.get("choices"):
-                        ttft = time.perf_counter() - t0
-                    if deployment == "(unknown)" and data.get("model"):
-                        deployment = str(data["model"])
-                    usage = data.get("usage") or usage
-                    yield data
-        except httpx.TransportError as e:
-            error = str(e)
-            raise self._unavailable(e) from e
+            async for chunk in self.api.astream(req, headers=route_headers(route), stats=stats):
+                yield chunk
         except BaseException as e:
-            error = f"{type(e).__name__}: {e}"
+            error = e
             raise
         finally:
-            self._record(route, deployment, t0, wall0, ttft, usage, error)
-
-
-_DONE: Body = {}
-
-
-def _event(line: str) -> Body | None:
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return _DONE
-    return json.loads(data) if data else None
-
-
-def _events(lines: Iterator[str]) -> Iterator[Body]:
-    for line in lines:
-        data = _event(line)
-        if data is _DONE:
-            return
-        if data is not None:
-            yield data
+            self._record(route, stats, error)
 
 
 def as_target(runtime: Runtime | str | Target) -> Target:

@@ -1,0 +1,281 @@
+"""The one OpenAI HTTP client: chat requests out, JSON or SSE chunks back, errors mapped.
+
+Both ways a call leaves this process go through it: the runtime's engine adapters (`HttpEngine`:
+llama-server, vLLM, an existing OpenAI-compatible server) and server mode (`HttpTarget`: calls
+intercepted in a graph sent to `murakkab serve`). So error mapping, SSE parsing and the usage /
+time-to-first-token bookkeeping are written once:
+
+- 4xx -> `EngineRequestError` (the request is at fault; 429 too, with `status_code` 429 so a retry
+  layer can tell "slow down" from "bad input"); 5xx -> `EngineUnavailableError` with its
+  `status_code` (503 "overloaded" stays distinguishable from a crash); transport failures ->
+  `EngineUnavailableError` with `status_code=None`.
+- `CallStats`, when passed, records latency, TTFT (first chunk with choices), usage, the model
+  the server named and the response headers.
+
+Why two HTTP libraries: the async path (the HTTP server, async LangChain calls, profiling) uses
+one pooled aiohttp session per event loop and orjson. Measured on a 2-core machine against an
+engine that answers instantly, httpx's AsyncClient capped a forwarding server at about 600 req/s,
+aiohttp at about 2,600 (benchmarks/endpoint_throughput.py). The sync path keeps httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+import orjson
+
+from murakkab_lg.errors import EngineError, EngineRequestError, EngineUnavailableError
+
+__all__ = ("CallStats", "OpenAIClient", "aclose_sessions", "error_for_status")
+
+Body = dict[str, Any]
+_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=600.0)
+_MAX_CONNECTIONS = 256
+_JSON = {"content-type": "application/json"}
+_DONE = object()
+_sessions: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
+
+
+def error_for_status(who: str, status: int, text: str) -> EngineError:
+    """The error for a non-200 answer; `who` starts the message ("engine 'small'", a URL)."""
+    try:
+        body: Any = orjson.loads(text)
+        err = body.get("error") if isinstance(body, dict) else None
+        msg = (err.get("message") if isinstance(err, dict) else err) or text
+    except orjson.JSONDecodeError:
+        body, msg = text, text
+    if 400 <= status < 500:
+        return EngineRequestError(f"{who} rejected the request ({status}): {msg}", status_code=status, body=body)
+    return EngineUnavailableError(f"{who} failed ({status}): {msg}", status_code=status)
+
+
+def _event(line: bytes | str) -> Any:
+    """One SSE line -> a chunk, `_DONE` at `data: [DONE]`, or None for anything else."""
+    if isinstance(line, str):
+        line = line.encode()
+    if not line.startswith(b"data:"):
+        return None
+    data = line[5:].strip()
+    if data == b"[DONE]":
+        return _DONE
+    return orjson.loads(data) if data else None
+
+
+class CallStats:
+    """What one call took and returned: latency, TTFT, usage, model and response headers."""
+
+    __slots__ = ("headers", "model", "t0", "ttft_s", "usage", "wall0")
+
+    def __init__(self) -> None:
+        self.t0, self.wall0 = time.perf_counter(), time.time()
+        self.ttft_s: float | None = None
+        self.usage: Body | None = None
+        self.model: str | None = None
+        self.headers: Mapping[str, str] = {}
+
+    @property
+    def latency_s(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def saw(self, chunk: Body) -> None:
+        """A streamed chunk arrived: the first one with choices marks the TTFT."""
+        if self.ttft_s is None and chunk.get("choices"):
+            self.ttft_s = time.perf_counter() - self.t0
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        if self.model is None and chunk.get("model"):
+            self.model = str(chunk["model"])
+
+    def got(self, resp: Body) -> None:
+        """A whole (non-streamed) answer arrived."""
+        self.usage = resp.get("usage")
+        self.model = str(resp["model"]) if resp.get("model") else None
+
+
+def _discard(session: aiohttp.ClientSession) -> None:
+    """Drop a session whose event loop has ended: its sockets can only be closed synchronously now."""
+    if session.closed:
+        return
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        with contextlib.suppress(Exception):  # the loop is gone; closing the transports is best effort
+            connector._close()
+
+
+async def aclose_sessions() -> None:
+    """Close every client session bound to the running loop (call before the loop ends, e.g. in
+    a server's shutdown), so no connection or 'Unclosed client session' warning outlives it."""
+    loop = asyncio.get_running_loop()
+    for s in list(_sessions):
+        if getattr(s, "_murakkab_loop", None) is loop and not s.closed:
+            await s.close()
+
+
+class OpenAIClient:
+    """Chat completions (JSON and SSE) and `GET /models` against one OpenAI-compatible server.
+
+    `base_url` is the server root and `prefix` the API root under it (`/v1`), so root paths such
+    as llama-server's `/health` stay reachable through `http`. `who` and `unreachable_hint` word
+    the errors ("engine 'small'"; "To fix: start it with ...").
+    """
+
+    def __init__(self, base_url: str, *, who: str, prefix: str = "/v1", api_key: str | None = None,
+                 headers: Mapping[str, str] | None = None, timeout_s: float | None = None,
+                 unreachable_hint: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.chat_url = self.base_url + prefix + "/chat/completions"
+        self.models_url = self.base_url + prefix + "/models"
+        self.who = who
+        self.hint = unreachable_hint
+        self.headers = dict(headers or {})
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout = _TIMEOUT if timeout_s is None else httpx.Timeout(timeout_s, connect=5.0)
+        self._atimeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout_s or 600.0)
+        self._http: httpx.Client | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._post_headers = {**_JSON, **self.headers}
+
+    # -- connections --------------------------------------------------------------------------
+    @property
+    def http(self) -> httpx.Client:
+        """The pooled sync client (base URL: the server root)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.base_url, timeout=self._timeout, headers=self.headers,
+                                      limits=httpx.Limits(max_connections=_MAX_CONNECTIONS,
+                                                          max_keepalive_connections=64))
+        return self._http
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled aiohttp session of the running event loop (a session is bound to one loop)."""
+        loop = asyncio.get_running_loop()
+        s = self._session
+        if s is None or s.closed or getattr(s, "_murakkab_loop", None) is not loop:
+            if s is not None and getattr(s, "_murakkab_loop", loop).is_closed():
+                _discard(s)
+            s = aiohttp.ClientSession(timeout=self._atimeout,
+                                      connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS))
+            s._murakkab_loop = loop  # type: ignore[attr-defined]
+            _sessions.add(s)
+            self._session = s
+        return s
+
+    def unavailable(self, e: BaseException) -> EngineUnavailableError:
+        hint = f" {self.hint}" if self.hint else ""
+        return EngineUnavailableError(f"{self.who} at {self.base_url} is unreachable ({type(e).__name__}: {e}).{hint}")
+
+    def close(self) -> None:
+        """Close the sync client now and the async session on its loop (or drop it, loop gone)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        session, self._session = self._session, None
+        loop = getattr(session, "_murakkab_loop", None)
+        if session is None or session.closed or loop is None:
+            return
+        if loop.is_closed():
+            _discard(session)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop stopped between the check and the call
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(session.close()))
+
+    async def aclose(self) -> None:
+        """Close the async session from inside its own loop."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    # -- health -------------------------------------------------------------------------------
+    def models(self, timeout_s: float = 5.0) -> list[str]:
+        """`GET /v1/models`: the served model ids (raises the mapped errors)."""
+        try:
+            resp = self.http.get(self.models_url, timeout=timeout_s)
+        except httpx.TransportError as e:
+            raise self.unavailable(e) from e
+        if resp.status_code != 200:
+            raise error_for_status(self.who, resp.status_code, resp.text)
+        data = resp.json().get("data") or []
+        return [str(m.get("id")) for m in data if isinstance(m, dict)]
+
+    # -- chat ---------------------------------------------------------------------------------
+    def complete(self, body: Body, *, headers: Mapping[str, str] | None = None,
+                 stats: CallStats | None = None) -> Body:
+        try:
+            resp = self.http.post(self.chat_url, content=orjson.dumps({**body, "stream": False}),
+                                  headers={**_JSON, **headers} if headers else _JSON)
+        except httpx.TransportError as e:
+            raise self.unavailable(e) from e
+        if resp.status_code != 200:
+            raise error_for_status(self.who, resp.status_code, resp.text)
+        out = orjson.loads(resp.content)
+        if stats is not None:
+            stats.headers = resp.headers
+            stats.got(out)
+        return out
+
+    async def acomplete(self, body: Body, *, headers: Mapping[str, str] | None = None,
+                        stats: CallStats | None = None) -> Body:
+        try:
+            async with self.session.post(self.chat_url, data=orjson.dumps({**body, "stream": False}),
+                                         headers={**self._post_headers, **headers} if headers
+                                         else self._post_headers) as resp:
+                raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self.unavailable(e) from e
+        if resp.status != 200:
+            raise error_for_status(self.who, resp.status, raw.decode(errors="replace"))
+        out = orjson.loads(raw)
+        if stats is not None:
+            stats.headers = resp.headers
+            stats.got(out)
+        return out
+
+    def stream(self, body: Body, *, headers: Mapping[str, str] | None = None,
+               stats: CallStats | None = None) -> Iterator[Body]:
+        try:
+            with self.http.stream("POST", self.chat_url, content=orjson.dumps({**body, "stream": True}),
+                                  headers={**_JSON, **headers} if headers else _JSON) as resp:
+                if resp.status_code != 200:
+                    raise error_for_status(self.who, resp.status_code, resp.read().decode(errors="replace"))
+                if stats is not None:
+                    stats.headers = resp.headers
+                for line in resp.iter_lines():
+                    data = _event(line)
+                    if data is _DONE:
+                        return
+                    if data is not None:
+                        if stats is not None:
+                            stats.saw(data)
+                        yield data
+        except httpx.TransportError as e:
+            raise self.unavailable(e) from e
+
+    async def astream(self, body: Body, *, headers: Mapping[str, str] | None = None,
+                      stats: CallStats | None = None) -> AsyncIterator[Body]:
+        try:
+            async with self.session.post(self.chat_url, data=orjson.dumps({**body, "stream": True}),
+                                         headers={**self._post_headers, **headers} if headers
+                                         else self._post_headers) as resp:
+                if resp.status != 200:
+                    raise error_for_status(self.who, resp.status, (await resp.read()).decode(errors="replace"))
+                if stats is not None:
+                    stats.headers = resp.headers
+                async for line in resp.content:
+                    data = _event(line)
+                    if data is _DONE:
+                        return
+                    if data is not None:
+                        if stats is not None:
+                            stats.saw(data)
+                        yield data
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self.unavailable(e) from e
