@@ -2,9 +2,10 @@
 
 A deployment is cut into *slots*: on GPUs one slot per replica x tensor-parallel shard, each on a
 distinct device; on a CPU one slot holding all replicas (they share the host's memory and
-cores). A slot needs memory on its device: the profile's `memory_gb` (per shard), and for vLLM
-at least `gpu_memory_utilization` x the device's memory, because vLLM pre-allocates that share
-whatever the model weighs. Deployments placed on the same device (co-location) add up.
+cores). What a GPU slot takes and what a device offers is the shared GPU memory model in
+`policies/gpu_memory.py` (the runtime's packer uses the same functions): the profile's
+`memory_gb` per shard (or, unstated, the share vLLM pre-allocates), against `memory_gb x 0.9` of
+each GPU. Deployments placed on the same device (co-location) add up.
 A deployment whose `placement.gpus` is set is pinned to those GPUs; otherwise the planner picks
 devices whose kind matches `placement.device`. Hosted (`api`) deployments take no capacity.
 """
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from murakkab_lg.policies.base import Candidate
+from murakkab_lg.policies.gpu_memory import shard_gb, usable_gb
 from murakkab_lg.spec import Device, Inventory, LlamaCppSettings, VllmSettings
 
 __all__ = ("Need", "needs")
@@ -60,9 +62,7 @@ def _need(cand: Candidate, inv: Inventory) -> Need:
     def mem_on(dev: Device) -> float:
         if cpu:
             return per_shard * dep.replicas
-        if isinstance(eng, VllmSettings):
-            return max(per_shard, eng.gpu_memory_utilization * dev.memory_gb)
-        return per_shard
+        return shard_gb(eng, prof.memory_gb, dev)
 
     devs = list(enumerate(inv.devices))
     if place.host != "localhost":
@@ -81,7 +81,7 @@ def _need(cand: Candidate, inv: Inventory) -> Need:
         devs = [(i, d) for i, d in devs if _kind_matches(place.device, d)]
         pinned = False
     memory = {i: mem_on(d) for i, d in devs}
-    fits = {i: m for i, m in memory.items() if m <= inv.devices[i].memory_gb + 1e-9}
+    fits = {i: m for i, m in memory.items() if m <= usable_gb(inv.devices[i]) + 1e-9}
     label = f"{dep.name} needs {slots} x {max(memory.values(), default=per_shard):.1f} GB on {place.device}"
     if pinned:
         if len(devs) < len(wanted):
@@ -93,7 +93,7 @@ def _need(cand: Candidate, inv: Inventory) -> Need:
             return Need(slots, memory, units, why_not=f"{label}; its pinned devices are too small")
         return Need(len(memory), memory, units, pinned=tuple(sorted(memory)))
     if len(fits) < slots:
-        have = ", ".join(f"{d.id} {d.memory_gb:g} GB" for _, d in devs) or f"no {place.device} device"
+        have = ", ".join(f"{d.id} {usable_gb(d):g} GB usable" for _, d in devs) or f"no {place.device} device"
         return Need(slots, memory, units, why_not=f"{label}; inventory has {have}")
     return Need(slots, fits, units)
 

@@ -14,6 +14,7 @@ import numpy as np
 from murakkab_lg.policies._capacity import Need
 from murakkab_lg.policies._graph import Dag
 from murakkab_lg.policies._tables import Tables
+from murakkab_lg.policies.gpu_memory import usable_gb
 from murakkab_lg.spec import Inventory, Objective, Workflow
 
 __all__ = ("Formulation", "Options", "formulate", "options", "reduce_by_slo")
@@ -296,7 +297,7 @@ def _capacity_rows(f: Formulation, t: Tables, opt: Options, needs: list[Need], i
         f.add_row([*cols, y[d]], [1.0] * len(cols) + [-float(need.slots)], 0.0, 0.0)
     for dev, terms in mem_terms.items():
         if terms:
-            f.add_row([c for c, _ in terms], [m for _, m in terms], -np.inf, inv.devices[dev].memory_gb)
+            f.add_row([c for c, _ in terms], [m for _, m in terms], -np.inf, usable_gb(inv.devices[dev]))
     f.blocks["z"] = z
     if not multi or not rate.any():
         return

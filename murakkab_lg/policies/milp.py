@@ -23,7 +23,8 @@ from murakkab_lg.policies._model import Formulation, Options, formulate, options
 from murakkab_lg.policies._reasons import SwapContext, prediction, rejections
 from murakkab_lg.policies._tables import Tables, build_tables
 from murakkab_lg.policies.base import Candidate, PlanningProblem
-from murakkab_lg.spec import Deployment, Inventory, NodeChoice, Objective, Placement, Plan, Workflow
+from murakkab_lg.policies.gpu_memory import is_gpu, shares, usable_gb
+from murakkab_lg.spec import Deployment, Inventory, NodeChoice, Objective, Placement, Plan, VllmSettings, Workflow
 
 __all__ = ("MilpPolicy", "plan_many")
 
@@ -55,7 +56,10 @@ class MilpPolicy:
       the lowest that carries it: ``L <= replicas * c_l`` and ``L(at c_{l-1}) >= replicas * c_{l-1}``.
       Latency and energy of every node on d are predicted at that concurrency (`profile.at`).
     * capacity (with an inventory): ``sum_g z[d,g] = slots[d] * y[d]``; per device
-      ``sum_d mem[d,g] z[d,g] <= memory_gb[g]`` (co-located deployments add up); under load,
+      ``sum_d mem[d,g] z[d,g] <= usable_gb[g]`` (co-located deployments add up; `mem` and
+      `usable_gb` are the GPU memory model of `policies/gpu_memory.py`, which the runtime's
+      packer shares, and a placed vLLM deployment's `gpu_memory_utilization` is its `shares`
+      value there); under load,
       ``sum_d units[d] * L[d] / (replicas * c_max) <= compute_units[g]`` over the deployments
       on g (linearised with one continuous variable per deployment and device).
 
@@ -207,12 +211,31 @@ def _placements(f: Formulation, sol: np.ndarray, need: list[Need] | None, invent
     return out
 
 
-def _placed(dep: Deployment, devs: list[int], inventory: Inventory) -> Deployment:
+def _utilization(where: dict[int, list[int]], need: list[Need], inventory: Inventory,
+                 cands: Sequence[Candidate]) -> dict[int, float]:
+    """deployment -> the `gpu_memory_utilization` its vLLM engine is told (the packer's `shares`)."""
+    residents: dict[int, list[int]] = {}
+    for d, devs in where.items():
+        for dev in devs:
+            if is_gpu(inventory.devices[dev]):
+                residents.setdefault(dev, []).append(d)
+    out: dict[int, float] = {}
+    for dev, ds in residents.items():
+        got = shares(inventory.devices[dev], [need[d].memory_gb[dev] for d in ds])
+        for d, u in zip(ds, got, strict=True):
+            if isinstance(cands[d].deployment.engine, VllmSettings):
+                out[d] = min(out.get(d, 1.0), u)
+    return out
+
+
+def _placed(dep: Deployment, devs: list[int], inventory: Inventory, utilization: float | None) -> Deployment:
     chosen = [inventory.devices[i] for i in sorted(devs)]
     if all(d.kind.lower() == "cpu" for d in chosen):
         return dep
     gpus = tuple(d.gpu_index for d in chosen if d.gpu_index is not None)
     mig = tuple(d.uuid for d in chosen if "/" in d.id and d.uuid)
+    if utilization is not None and isinstance(dep.engine, VllmSettings):
+        dep = dep.model_copy(update={"engine": dep.engine.model_copy(update={"gpu_memory_utilization": utilization})})
     return dep.model_copy(update={"placement": Placement(
         device=chosen[0].kind, gpus=gpus if len(gpus) == len(chosen) else dep.placement.gpus,
         host=chosen[0].host, cuda_visible_devices=mig if len(mig) == len(chosen) else ())})
@@ -225,10 +248,11 @@ def _plans(t: Tables, f: Formulation, opt: Options, sol: np.ndarray, wfs: Sequen
     node_dep = {n: int(opt.d[o]) for n, o in pick.items()}
     level = {int(opt.d[o]): int(opt.lvl[o]) for o in pick.values()}
     used = set(node_dep.values())
-    where = _placements(f, sol, need, inventory, t.candidates)
+    # a deployment no node uses may still have y = 1 (nothing in the objective forbids it): drop it
+    where = {d: devs for d, devs in _placements(f, sol, need, inventory, t.candidates).items() if d in used}
     free: list[float] | None = None
     if inventory is not None and need is not None:
-        free = [d.memory_gb for d in inventory.devices]
+        free = [usable_gb(d) for d in inventory.devices]
         for d, devs in where.items():
             for dev in devs:
                 free[dev] -= need[d].memory_gb[dev]
@@ -251,10 +275,11 @@ def _plans(t: Tables, f: Formulation, opt: Options, sol: np.ndarray, wfs: Sequen
     for d in range(len(t.candidates)):
         if need is None or need[d].placeable:
             n_feasible += np.logical_or.reduce(t.feasible[d])
+    util = _utilization(where, need, inventory, t.candidates) if need is not None and inventory else {}
     deployments = {}
     for d in used:
         dep = t.candidates[d].deployment
-        deployments[d] = _placed(dep, where[d], inventory) if (d in where and inventory) else dep
+        deployments[d] = _placed(dep, where[d], inventory, util.get(d)) if (d in where and inventory) else dep
     plans = []
     for k, wf in enumerate(wfs):
         path, span = critical[k]

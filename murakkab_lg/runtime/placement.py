@@ -5,27 +5,24 @@ paper's GPU savings come from co-locating them. vLLM allows several engines on o
 one's `gpu_memory_utilization` (its share of that GPU's memory) leaves room for the others, so
 the packer turns memory needs into those shares.
 
-The model, stated once:
-- A replica needs `memory_gb / tensor_parallel_size` on each of its GPUs (weights and KV cache
-  shard evenly under tensor parallelism).
-- A device offers `memory_gb * max_gpu_memory_utilization` (the rest is CUDA context, NCCL and
-  fragmentation headroom). A MIG slice is its own device with its own memory.
+Memory is counted by the one GPU memory model the planner uses too
+(`murakkab_lg/policies/gpu_memory.py`): a replica needs `memory_gb / tensor_parallel_size` on each
+of its GPUs (`shard_gb`); a device offers `memory_gb * max_gpu_memory_utilization` (`usable_gb`);
+a MIG slice is its own device with its own memory; each engine's `gpu_memory_utilization` is its
+`shares` value. What the packer adds is the choice of devices:
 - Replicas are placed largest first (TP groups before single GPUs). A single-GPU replica goes to
   the device with the least room that still fits it (best fit), so small replicas pile onto
   shared GPUs and whole GPUs stay free for big ones; GPUs of a TP group are used for them only
   when nothing else fits, since one slow rank stalls the whole group. A TP group takes `tp` whole GPUs of one
   host (NCCL across hosts is Ray's job, and MIG slices cannot peer with each other).
-- On each device the free headroom is spread over its replicas in proportion to their needs:
-  share = need / device memory * (cap / sum of shares). A deployment alone on a GPU gets the
-  whole cap, which is all extra KV cache. A deployment's setting is the smallest share among its
-  replicas' devices (one engine config per deployment).
+- A deployment's setting is the smallest share among its replicas' devices (one engine config
+  per deployment); a deployment alone on a GPU gets the whole usable memory (all extra KV cache).
 - Only vLLM deployments whose placement device is not "cpu" are placed; vllm-cpu, llama.cpp and
   API deployments pass through unchanged.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError, PlanInfeasibleError
+from murakkab_lg.policies.gpu_memory import DEFAULT_MAX_GPU_MEMORY_UTILIZATION, shard_gb, shares, usable_gb
 from murakkab_lg.spec import Deployment, Device, Inventory, Placement, VllmSettings
 
 __all__ = (
@@ -44,7 +42,6 @@ __all__ = (
     "place_on_this_machine",
 )
 
-DEFAULT_MAX_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's own default: 10% headroom per GPU
 _ANY_GPU = frozenset({"gpu", "cuda", "any"})
 
 
@@ -136,7 +133,7 @@ def place(
     if not 0.0 < max_gpu_memory_utilization <= 1.0:
         raise ConfigError(f"max_gpu_memory_utilization must be in (0, 1], got {max_gpu_memory_utilization}")
     slots = [
-        _Slot(d, d.memory_gb * max_gpu_memory_utilization) for d in inventory.devices if d.gpu_index is not None
+        _Slot(d, usable_gb(d, max_gpu_memory_utilization)) for d in inventory.devices if d.gpu_index is not None
     ]
     gpu_deps = _gpu_deployments(deployments)
     for d in gpu_deps:
@@ -169,7 +166,8 @@ def _tp(dep: Deployment) -> int:
 
 
 def _need(dep: Deployment, memory_gb: Mapping[str, float]) -> float:
-    return memory_gb[dep.name] / _tp(dep)
+    """GB per GPU of one replica (the packer is always given each deployment's memory)."""
+    return shard_gb(dep.engine, memory_gb[dep.name])
 
 
 def _choose_one(dep: Deployment, need: float, slots: list[_Slot]) -> list[_Slot] | None:
@@ -241,10 +239,6 @@ def _key(device: Device) -> str:
     return f"{device.host}:{device.id}"
 
 
-def _floor2(x: float) -> float:
-    return math.floor(x * 100 + 1e-9) / 100
-
-
 def _result(
     deployments: Sequence[Deployment],
     gpu_deps: list[Deployment],
@@ -256,10 +250,9 @@ def _result(
     # share of each device's memory per resident, headroom spread in proportion to need
     util: dict[tuple[str, int, str], float] = {}
     for s in slots:
-        total = sum(need for _, _, need in s.residents)
-        for name, i, need in s.residents:
-            share = need / s.device.memory_gb
-            util[(name, i, _key(s.device))] = max(0.01, _floor2(share * (s.capacity_gb / total)))
+        got = shares(s.device, [need for _, _, need in s.residents], cap)
+        for (name, i, _), u in zip(s.residents, got, strict=True):
+            util[(name, i, _key(s.device))] = u
 
     replicas: list[ReplicaPlacement] = []
     updated: dict[str, Deployment] = {}

@@ -90,7 +90,8 @@ class Runtime:
         pol = self.policy if policy is None else (get_policy(policy) if isinstance(policy, str) else policy)
         problem = PlanningProblem(workflow=workflow, candidates=self.candidates(),
                                   objective=workflow.objective or self.objective,
-                                  profile_source="; ".join(self.profiles.sources))
+                                  profile_source="; ".join(self.profiles.sources),
+                                  inventory=self.inventory)  # None: capacity unconstrained
         return pol.plan(problem)
 
     def _place(self, deployments: Sequence[Deployment]) -> tuple[Deployment, ...]:

@@ -1,4 +1,5 @@
-"""Brute-force oracle for the planner: the MILP's model, re-stated from its docstring and solved by
+"""Brute-force oracle for the planner: the MILP's model, re-stated from its docstring (and the GPU
+memory model's, `policies/gpu_memory.py`, restated here by hand, not imported) and solved by
 enumerating every assignment, operating level and placement. Slow by design; only for tiny
 instances. It uses `base.evaluate()` and `base.check()` (not the MILP's numpy tables), so the
 tables are checked too.
@@ -47,9 +48,9 @@ def _slots_and_memory(cand: Candidate, dev) -> tuple[int, float, float] | None:
     if cpu:
         units = float(dep.engine.threads * dep.replicas) if isinstance(dep.engine, LlamaCppSettings) else 1.0
         return 1, shard * dep.replicas, units
-    mem = max(shard, dep.engine.gpu_memory_utilization * dev.memory_gb) if isinstance(
-        dep.engine, VllmSettings) else shard
-    return dep.replicas * tp, mem, 1.0
+    if prof.memory_gb is None and isinstance(dep.engine, VllmSettings):
+        shard = dep.engine.gpu_memory_utilization * dev.memory_gb  # what vLLM pre-allocates
+    return dep.replicas * tp, shard, 1.0
 
 
 def _placeable(used: dict[int, float], cands: Sequence[Candidate], inv: Inventory, util: dict[int, float]) -> bool:
@@ -81,7 +82,9 @@ def _placeable(used: dict[int, float], cands: Sequence[Candidate], inv: Inventor
 
 
 def dev_mem(inv: Inventory, g: int) -> float:
-    return inv.devices[g].memory_gb
+    """A GPU offers 90% of its memory (vLLM's default headroom); a CPU host all of it."""
+    dev = inv.devices[g]
+    return dev.memory_gb if dev.kind.lower() == "cpu" else 0.9 * dev.memory_gb
 
 
 def evaluate_assignment(wfs: Sequence[Workflow], cands: Sequence[Candidate], inv: Inventory | None,

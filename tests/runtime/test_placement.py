@@ -11,6 +11,10 @@ from murakkab_lg.backends.telemetry import inventory_from_telemetry
 from murakkab_lg.backends.telemetry.fake import FakeGpu, FakeMig, FakeNvml
 from murakkab_lg.backends.telemetry.nvml import NvmlTelemetry
 from murakkab_lg.errors import ConfigError, PlanInfeasibleError
+from murakkab_lg.policies._capacity import needs
+from murakkab_lg.policies._synthetic import synthetic_candidates, synthetic_inventory, synthetic_workflow
+from murakkab_lg.policies.base import PlanningProblem
+from murakkab_lg.policies.milp import MilpPolicy
 from murakkab_lg.runtime.placement import PlacementPlan, place
 from murakkab_lg.spec import Deployment, Inventory, LlamaCppSettings, Placement, VllmSettings
 
@@ -192,3 +196,30 @@ def test_this_machine_without_gpu_refuses_gpu_deployments_with_the_reason() -> N
         place_on_this_machine([vllm("llama-8b")], {"llama-8b": 20.0})
     cpu_only = Deployment(name="smol", model="/m", engine=VllmSettings())
     assert place_on_this_machine([cpu_only], {}).deployments == (cpu_only,)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_planner_and_packer_share_one_gpu_memory_model(seed: int):
+    """What the MILP co-locates on one GPU the runtime's packer places there too, with the same
+    shares; and a set of deployments the packer cannot fit, the planner cannot either."""
+    cands = synthetic_candidates(5, 300 + seed, gpu=True)
+    wf = synthetic_workflow(4, 400 + seed, floors=False)
+    inv = synthetic_inventory(1, 30.0 + 10 * seed)
+    memory = {c.name: c.profile.memory_gb for c in cands}
+    try:
+        plan = MilpPolicy().plan(PlanningProblem(workflow=wf, candidates=tuple(cands), inventory=inv))
+    except PlanInfeasibleError:
+        plan = None
+    if plan is not None:
+        bare = [d.model_copy(update={"placement": Placement(device="gpu")}) for d in plan.deployments]
+        packed = place(bare, inv, {d.name: memory[d.name] for d in bare})
+        got = {d.name: d.engine.gpu_memory_utilization for d in packed.deployments}
+        assert got == {d.name: d.engine.gpu_memory_utilization for d in plan.deployments}
+    for c in cands:  # each alone: the packer fits it exactly when the planner can place it
+        alone = c.deployment.model_copy(update={"placement": Placement(device="gpu")})
+        try:
+            place([alone], inv, {c.name: memory[c.name]})
+            packer_fits = True
+        except PlanInfeasibleError:
+            packer_fits = False
+        assert packer_fits == needs([c], inv)[0].placeable

@@ -196,3 +196,24 @@ def test_apply_places_gpu_deployments_on_the_inventory() -> None:
     assert dep.name == "llama-8b" and dep.placement.gpus == (0,)
     assert 0.0 < dep.engine.gpu_memory_utilization <= 0.95
     assert rt.deployments["llama-8b"].placement.gpus == (0,)
+
+
+def test_plan_passes_the_runtime_inventory_to_the_policy() -> None:
+    """A model that does not fit the runtime's GPUs is never planned, whatever its quality."""
+    from murakkab_lg.errors import PlanInfeasibleError
+    from murakkab_lg.spec import Device, Inventory, Placement, VllmSettings
+
+    rows = [synthetic_profile("llama-70b", quality={"classify": 0.9}, memory_gb=140.0),
+            synthetic_profile("llama-1b", quality={"classify": 0.7}, memory_gb=10.0)]
+    deps = [Deployment(name=r.deployment, model=f"/models/{r.deployment}", engine=VllmSettings(),
+                       placement=Placement(device="H100")) for r in rows]
+    inv = Inventory(devices=(Device(id="gpu0", kind="H100", memory_gb=80.0, gpu_index=0),))
+    rt = Runtime(deps, ProfileStore(rows, "synthetic"), inventory=inv, policy="milp")
+    strict = Workflow(name="g", nodes=(WorkflowNode(name="n", intent=Intent("classify", min_quality=0.8)),))
+    with pytest.raises(PlanInfeasibleError) as err:
+        rt.plan(strict)
+    assert "llama-70b" in str(err.value) and "gpu0" in str(err.value)
+    loose = Workflow(name="g", nodes=(WorkflowNode(name="n", intent=Intent("classify", min_quality=0.5)),))
+    assert rt.plan(loose).choice("n").deployment == "llama-1b"
+    free = Runtime(deps, ProfileStore(rows, "synthetic"), policy="milp")  # no inventory: unconstrained
+    assert free.plan(strict).choice("n").deployment == "llama-70b"
