@@ -4,10 +4,10 @@ Reads the leaderboard's per-model JSON (lm-arena-chat task) at a pinned commit o
 github.com/ml-energy/leaderboard and prints CSV rows in the shipped format, so every shipped figure
 can be re-derived: `git -C CLONE show COMMIT:public/data/models/<model>__lm-arena-chat.json`.
 
-    python scripts/import_mlenergy.py CLONE_GIT_DIR COMMIT meta-llama/Llama-3.1-70B-Instruct ... >> rows.csv
+    python scripts/import_mlenergy.py CLONE_GIT_DIR COMMIT meta-llama/Llama-3.1-70B-Instruct ... >> x.csv
 
-Rounding: batch size to 0.001 (0.01 from 100 up), energy per token to 5 significant digits, throughput and power to 0.01,
-inter-token latency to 0.001 ms (the precision of the rows shipped first).
+Rounding: batch size to 0.001 (0.01 from 100 up), energy per token to 5 significant digits,
+throughput and power to 0.01, inter-token latency to 0.001 ms (the precision of the rows shipped first).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ import json
 import subprocess
 import sys
 
-FIELDS = ("leaderboard,task,model_id,gpu,num_gpus,tensor_parallel_published,max_num_seqs,avg_batch_size,"
-          "energy_per_token_j,output_throughput_tok_s,avg_power_w,median_itl_ms,repo,file,commit,license").split(",")
+FIELDS = (
+    "leaderboard", "task", "model_id", "gpu", "num_gpus", "tensor_parallel_published", "max_num_seqs",
+    "avg_batch_size", "energy_per_token_j", "output_throughput_tok_s", "avg_power_w", "median_itl_ms",
+    "repo", "file", "commit", "license",
+)
 
 
 def _batch(x: float) -> str:
