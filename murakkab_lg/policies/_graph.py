@@ -7,7 +7,7 @@ to each node, and the path that attains the maximum. They live here once, free o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from murakkab_lg.errors import ConfigError
 from murakkab_lg.spec import Workflow
@@ -95,7 +95,3 @@ class Dag:
 
 def dag_of(workflow: Workflow) -> Dag:
     return Dag([n.name for n in workflow.nodes], list(workflow.edges), workflow.name)
-
-
-def latency_by_name(dag: Dag, latency: Mapping[str, float]) -> list[float]:
-    return [latency[n] for n in dag.names]

@@ -90,3 +90,15 @@ def test_sweep_rows_get_matching_deployments() -> None:
     store = ProfileStore([_profile("smollm2-135m@t1-np1", 0.5, 1.0), _profile("smollm2-135m", 0.5, 1.0)])
     names = {d.name for d in profiled_deployments(store)}
     assert names == {"smollm2-135m@t1-np1", "smollm2-135m"}
+
+
+def test_docs_give_the_command_that_produced_the_shipped_profile() -> None:
+    """docs/profiles.md shows the exact command recorded in the shipped file's provenance."""
+    from importlib import resources
+    from pathlib import Path
+
+    shipped = read_profile_file(resources.files("murakkab_lg.catalog") / "data" / "cpu_embedded_profile.json")
+    commands = {p.provenance.command for p in shipped.profiles}
+    assert len(commands) == 1
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
+    assert f"\n{commands.pop()}\n" in docs

@@ -18,15 +18,11 @@ from langgraph.types import Send
 from pydantic import BaseModel
 
 from murakkab_lg import Intent, Runtime, annotate, wrap
-from murakkab_lg.catalog.embedded import embedded_deployments, pulled_models
+from murakkab_lg.catalog.embedded import embedded_deployments
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.testing.scripted_engine import synthetic_profile
 
-pytestmark = [
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(not {"smollm2-135m", "qwen2.5-coder-0.5b"} <= set(pulled_models()),
-                       reason="needs the tiny and small embedded models: run `murakkab models pull`"),
-]
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("tiny_model", "small_model")]
 
 TINY, SMALL = "smollm2-135m", "qwen2.5-coder-0.5b"
 _INTENTS = ("summarize", "classify", "answer")

@@ -67,18 +67,7 @@ def test_rows_for_other_deployments_are_kept(tmp_path: Path, fake_factory) -> No
     assert {p.deployment for p in result.profiles} == {"smollm2-135m", "qwen2.5-coder-0.5b"}
 
 
-def _llama_server_ready() -> bool:
-    from murakkab_lg.catalog.embedded import pulled_models
-    try:
-        from murakkab_lg.backends.engines.llamacpp import find_llama_server
-        find_llama_server()
-    except Exception:
-        return False
-    return "smollm2-135m" in pulled_models()
-
-
-@pytest.mark.skipif(not _llama_server_ready(), reason="needs llama-server and the tiny model (models pull tiny)")
-def test_real_llama_server_profile(tmp_path: Path) -> None:
+def test_real_llama_server_profile(tmp_path: Path, tiny_model: str) -> None:
     opts = ProfileOptions.make(models=["tiny"], eval_sets=["core.answer"], out=tmp_path / "real.json",
                                command="pytest", quick=True, items_per_set=2, concurrency=(1, 2),
                                output_tokens=8, prompt_words=40)
