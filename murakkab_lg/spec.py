@@ -10,11 +10,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from murakkab_lg.checks import Check, as_check
 from murakkab_lg.errors import ConfigError, UnknownIntentError
 
 __all__ = (
+    "Alternative",
     "ApiSettings",
     "Constraints",
     "Deployment",
@@ -117,6 +120,18 @@ class Intent(_Frozen):
     # How many copies run in parallel per run (a `Send` fan-out's expected width): they hit the
     # deployment together, so latency and energy are predicted at that concurrency.
     expected_fanout: Annotated[float, Field(ge=1.0)] = 1.0
+    # Run-time cascade (murakkab_lg.checks): the answer of a cascade plan's cheaper stage must pass
+    # `check` (a callable, a JSON schema dict, a regex or a built-in name such as "json_valid") and,
+    # where the engine returns logprobs, reach `min_confidence` (exp of the mean token logprob),
+    # else the call escalates to the next stage. The check is not serialised (a callable cannot
+    # be): it is excluded from JSON and from the wire, so a server needs it configured locally.
+    check: SkipJsonSchema[Check | None] = Field(default=None, exclude=True)
+    min_confidence: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    # Observed share of calls whose first cascade stage failed its check (set by re-planning from
+    # live state); None: the planner takes the profile's quality as the first stage's pass rate.
+    escalation_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     def __init__(self, intent: str | None = None, /, **data: Any) -> None:
         if intent is not None:
@@ -135,6 +150,11 @@ class Intent(_Frozen):
                     nested = nested.model_dump(exclude_unset=True)
                 data["constraints"] = {**nested, **flat}
         return data
+
+    @field_validator("check", mode="before")
+    @classmethod
+    def _as_check(cls, value: Any) -> Check | None:
+        return as_check(value)
 
     @model_validator(mode="after")
     def _intent_is_known(self) -> Intent:
@@ -311,7 +331,22 @@ class Rejection(_Frozen):
     prediction: Prediction
 
 
+class Alternative(_Frozen):
+    """A deployment that also meets every per-node constraint, ranked behind the choice."""
+
+    deployment: str
+    prediction: Prediction
+
+
 class NodeChoice(_Frozen):
+    """One node's deployment, why, and what else would do.
+
+    `alternatives` are the deployments that also meet the node's floor and budgets, best first by
+    the plan's objective, each with its predicted latency and energy: the router spills to them
+    when the choice is overloaded (runtime/control.py). A policy may set them; otherwise they are
+    the `rejected` entries whose only fault was the objective (every policy records those).
+    """
+
     node: str
     intent: str
     deployment: str
@@ -320,6 +355,19 @@ class NodeChoice(_Frozen):
     rejected: tuple[Rejection, ...] = ()
     # Cascade plans: deployments to escalate to, in order, when the node's check fails.
     escalation: tuple[str, ...] = ()
+    alternatives: tuple[Alternative, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alternatives_from_rejected(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "alternatives" not in data and data.get("rejected"):
+            alts = []
+            for r in data["rejected"]:
+                r = r if isinstance(r, Rejection) else Rejection.model_validate(r)
+                if r.reason == "objective" and " -> " not in r.deployment:  # a cascade chain is no deployment
+                    alts.append(Alternative(deployment=r.deployment, prediction=r.prediction))
+            data = {**data, "alternatives": tuple(alts)}
+        return data
 
 
 class Plan(_Frozen):

@@ -55,6 +55,10 @@ class ReplicaPool:
     def is_running(self, name: str) -> bool:
         return bool(self._replicas.get(name))
 
+    def replicas(self, name: str) -> list[Replica]:
+        """The started replicas of `name` (empty when stopped); never starts anything."""
+        return self._replicas.get(name) or []
+
     def ensure(self, deployment: Deployment) -> list[Replica]:
         replicas = self._replicas.get(deployment.name)
         if replicas:

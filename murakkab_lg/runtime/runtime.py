@@ -8,15 +8,23 @@ never sees LangGraph or HTTP clients of ours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError, EngineUnavailableError, RoutingError
 from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
+from murakkab_lg.runtime import _cascade, control
+from murakkab_lg.runtime import controller as control_loop
+from murakkab_lg.runtime.control import AdaptiveConfig, NodeRoute, ReplanEvent
+from murakkab_lg.runtime.live import LiveState
 from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
+from murakkab_lg.runtime.status import RuntimeStatus, build_status
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
 from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Plan, VllmSettings, Workflow, WorkflowNode
 from murakkab_lg.wire import Route
@@ -25,6 +33,8 @@ __all__ = ("Route", "Runtime")
 
 Body = dict[str, Any]
 _STRIP = ("murakkab",)
+_INTENT_ROUTES = 1024  # distinct (intent, constraints) routes remembered; least recently used dropped
+log = logging.getLogger("murakkab_lg.runtime")
 
 
 class Runtime:
@@ -41,7 +51,11 @@ class Runtime:
         engine_factory: EngineFactory | None = None,
         start_timeout_s: float = 180.0,
         inventory: Inventory | None = None,
+        adaptive: AdaptiveConfig | bool | None = None,
     ) -> None:
+        """`adaptive`: None/False routes every call to its planned deployment (a fixed plan);
+        True or an `AdaptiveConfig` spills calls to alternatives under load and re-plans on
+        sustained drift (docs/adaptive.md)."""
         self.deployments = {d.name: d for d in deployments}
         if not self.deployments:
             raise ConfigError("a Runtime needs at least one deployment")
@@ -57,8 +71,17 @@ class Runtime:
         self._pool = ReplicaPool(engine_factory, start_timeout_s) if engine_factory else ReplicaPool(
             start_timeout_s=start_timeout_s)
         self._routes: dict[tuple[str, str], str] = {}
-        self._intent_routes: dict[Intent, str] = {}
+        self._intent_routes: OrderedDict[Intent, str] = OrderedDict()
         self._lock = threading.Lock()
+        self.adaptive = AdaptiveConfig() if adaptive is True else (adaptive or None)
+        cfg = self.adaptive or AdaptiveConfig()
+        self.live = LiveState(window_s=cfg.window_s, fresh_s=cfg.fresh_s)
+        self.telemetry.listeners.append(self.live.record)
+        self.workflows: dict[str, Workflow] = {}  # the workflow each plan was made for
+        self.replans: deque[ReplanEvent] = deque(maxlen=256)
+        self._node_routes: dict[tuple[str, str], NodeRoute] = {}
+        self._stages: dict[tuple[str, str], tuple[str, ...]] = {}  # cascade: first stage, then escalations
+        self._controller: control_loop.Controller | None = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -85,14 +108,22 @@ class Runtime:
             )
         return tuple(out)
 
-    def plan(self, workflow: Workflow, policy: str | Policy | None = None) -> Plan:
-        """A plan for `workflow`; pure (nothing starts)."""
+    def plan(self, workflow: Workflow, policy: str | Policy | None = None, *,
+             slowdown: Mapping[str, float] | None = None) -> Plan:
+        """A plan for `workflow`; nothing starts. `slowdown`: deployment -> factor its observed
+        latency exceeds its profile by (re-planning passes it, so a slow engine is planned as slow)."""
         pol = self.policy if policy is None else (get_policy(policy) if isinstance(policy, str) else policy)
-        problem = PlanningProblem(workflow=workflow, candidates=self.candidates(),
+        candidates = self.candidates()
+        if slowdown:
+            candidates = tuple(c.model_copy(update={"profile": _slowed(c.profile, slowdown[c.name])})
+                               if c.name in slowdown else c for c in candidates)
+        problem = PlanningProblem(workflow=workflow, candidates=candidates,
                                   objective=workflow.objective or self.objective,
                                   profile_source="; ".join(self.profiles.sources),
                                   inventory=self.inventory)  # None: capacity unconstrained
-        return pol.plan(problem)
+        plan = pol.plan(problem)
+        self.workflows[plan.workflow] = workflow
+        return plan
 
     def _place(self, deployments: Sequence[Deployment]) -> tuple[Deployment, ...]:
         """GPU vLLM deployments without GPUs get them from the packer (memory from their profiles).
@@ -116,13 +147,33 @@ class Runtime:
         for d in deployments:
             if not self._pool.is_running(d.name):
                 self.deployments[d.name] = d
+        workflow = self.workflows.get(plan.workflow)
+        routes = control.node_routes(plan, workflow, {n: control.slots_of(d) for n, d in self.deployments.items()}) \
+            if workflow is not None and {c.node for c in plan.choices} <= {n.name for n in workflow.nodes} else {}
         with self._lock:
             for c in plan.choices:
-                self._routes[(plan.workflow, c.node)] = c.deployment
+                key = (plan.workflow, c.node)
+                self._routes[key] = c.deployment
+                if c.node in routes:
+                    self._node_routes[key] = routes[c.node]
+                if c.escalation:
+                    self._stages[key] = (c.deployment, *c.escalation)
+                else:
+                    self._stages.pop(key, None)
             self.plans[plan.workflow] = plan
         if start:
             for d in deployments:
                 self._pool.ensure(self.deployments[d.name])
+            if self.adaptive is not None and self.adaptive.spill:
+                for name in self._warm_alternatives(plan):
+                    self._pool.ensure(self.deployments[name])
+            self._start_controller()
+
+    def _warm_alternatives(self, plan: Plan) -> list[str]:
+        """The first `warm_alternatives` alternatives of each node: spill needs running engines."""
+        k = self.adaptive.warm_alternatives if self.adaptive else 0
+        names = [a.deployment for c in plan.choices for a in c.alternatives[:k]]
+        return [n for n in dict.fromkeys(names) if n in self.deployments]
 
     def resolve(self, route: Route | None) -> Deployment:
         """Route -> deployment: explicit deployment > planned node > intent > default."""
@@ -142,8 +193,17 @@ class Runtime:
                         f"unknown deployment {route.deployment!r}; valid: {', '.join(self.deployments)}"
                     ) from None
             if route.node is not None:
-                name = self._routes.get((route.workflow or "", route.node))
+                key = (route.workflow or "", route.node)
+                name = self._routes.get(key)
                 if name is not None:
+                    stages = self._stages.get(key)
+                    if stages is not None and not self._checks(route):
+                        # A cascade without a check cannot tell when to escalate: serve its last
+                        # stage, the one whose quality the plan promised.
+                        return self.deployments[stages[-1]]
+                    nr = self._node_routes.get(key) if self.adaptive is not None and self.adaptive.spill else None
+                    if nr is not None:
+                        name = control.choose(nr, self.live.service_s, self._pool_inflight, self._pool.is_running)
                     return self.deployments[name]
             if route.intent is not None:
                 return self.deployments[self._route_intent(route.intent)]
@@ -155,13 +215,35 @@ class Runtime:
         )
 
     def _route_intent(self, intent: Intent) -> str:
+        """An unplanned call's deployment, planned once per distinct intent (LRU-bounded cache)."""
         name = self._intent_routes.get(intent)
         if name is None:
             wf = Workflow(name=f"intent:{intent.intent}", nodes=(WorkflowNode(name=intent.intent, intent=intent),),
                           objective=self.objective)
             name = self.plan(wf).choices[0].deployment
-            self._intent_routes[intent] = name
+            with self._lock:
+                self._intent_routes[intent] = name
+                if len(self._intent_routes) > _INTENT_ROUTES:
+                    self._intent_routes.popitem(last=False)
+        else:
+            with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
+                self._intent_routes.move_to_end(intent)
         return name
+
+    def _pool_inflight(self, name: str) -> int:
+        return sum(r.inflight for r in self._pool.replicas(name))
+
+    @staticmethod
+    def _checks(route: Route | None) -> bool:
+        it = route.intent if route is not None else None
+        return it is not None and (it.check is not None or it.min_confidence is not None)
+
+    def _cascade(self, route: Route | None) -> tuple[str, ...] | None:
+        """The stages of a cascaded node call that has a check, else None (an ordinary call)."""
+        if route is None or route.deployment is not None or route.node is None or not self._stages:
+            return None
+        stages = self._stages.get((route.workflow or "", route.node))
+        return stages if stages is not None and self._checks(route) else None
 
     # -- serving ------------------------------------------------------------------------------
     def _prepare(self, body: Body, dep: Deployment) -> Body:
@@ -174,6 +256,10 @@ class Runtime:
 
     def complete(self, body: Body, route: Route | None = None) -> Body:
         """One non-streaming chat completion, retried once on a dead engine (restarted first)."""
+        stages = self._cascade(route)
+        if stages is not None:
+            assert route is not None
+            return _cascade.complete(self.complete, body, route, stages)
         dep = self.resolve(route)
         req = self._prepare(body, dep)
         for attempt in (0, 1):
@@ -194,6 +280,10 @@ class Runtime:
         raise AssertionError("unreachable")
 
     async def acomplete(self, body: Body, route: Route | None = None) -> Body:
+        stages = self._cascade(route)
+        if stages is not None:
+            assert route is not None
+            return await _cascade.acomplete(self.acomplete, body, route, stages)
         dep = self.resolve(route)
         if not self._pool.is_running(dep.name):
             await asyncio.to_thread(self._pool.ensure, dep)
@@ -217,6 +307,11 @@ class Runtime:
 
     def stream(self, body: Body, route: Route | None = None) -> Iterator[Body]:
         """Streamed chunks; a dead engine is retried only before the first chunk (nothing lost)."""
+        stages = self._cascade(route)
+        if stages is not None:
+            assert route is not None
+            yield from _cascade.stream(self.stream, body, route, stages)
+            return
         dep = self.resolve(route)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
@@ -239,6 +334,12 @@ class Runtime:
             return
 
     async def astream(self, body: Body, route: Route | None = None) -> AsyncIterator[Body]:
+        stages = self._cascade(route)
+        if stages is not None:
+            assert route is not None
+            async for chunk in _cascade.astream(self.astream, body, route, stages):
+                yield chunk
+            return
         dep = self.resolve(route)
         if not self._pool.is_running(dep.name):
             await asyncio.to_thread(self._pool.ensure, dep)
@@ -273,7 +374,75 @@ class Runtime:
         self._pool.stop(name)
 
     def close(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
         self._pool.stop_all()
+
+    # -- live state and adaptation --------------------------------------------------------------
+    def status(self) -> RuntimeStatus:
+        """What is running and how it behaves now: per deployment and replica, node and workflow."""
+        return build_status(self)
+
+    def run_started(self, workflow: str) -> None:
+        """A workflow run began (wrap() reports each): feeds the arrival rate and calls per run."""
+        self.live.run_started(workflow)
+
+    def replan(self, workflow: str, reasons: Sequence[str] = ("asked",), snapshot: Any = None) -> ReplanEvent:
+        """Re-plan `workflow` with the observed values and apply it by drain-and-swap.
+
+        The new plan's deployments are started (and health-checked) before any route changes;
+        routes then switch at once; deployments that only the old plan used are drained (their
+        in-flight calls finish) and stopped. Logged, and kept in `replans` and `status()`.
+        """
+        cfg = self.adaptive or AdaptiveConfig()
+        old = self.plans[workflow]
+        snap = snapshot if snapshot is not None else self.live.snapshot()
+        observed = control.with_observed(self.workflows[workflow], snap, cfg)
+        new = self.plan(observed, slowdown=control.slowdowns(old, self.workflows[workflow], snap, cfg))
+        mark = self.telemetry.mark()
+        running = set(self.running())
+        self.apply(new)  # starts (health-checked) what the new plan needs, then switches routes
+        sw = control.swap(old, new, running, self._in_use())
+        for name in sw.stop:
+            self._drain(name, cfg.drain_timeout_s)
+        lost = sum(1 for r in self.telemetry.since(mark) if not r.ok and r.deployment in sw.stop)
+        event = ReplanEvent(workflow=workflow, at=time.time(), reasons=tuple(reasons), moved=sw.moved,
+                            started=tuple(n for n in sw.start if self._pool.is_running(n)), stopped=sw.stop,
+                            lost_calls=lost)
+        self.replans.append(event)
+        log.info("re-planned %s: %s; moved %s; started %s; stopped %s", workflow, "; ".join(reasons),
+                 {k: f"{a} -> {b}" for k, (a, b) in sw.moved.items()} or "nothing", list(event.started) or "nothing",
+                 list(sw.stop) or "nothing")
+        return event
+
+    def _in_use(self) -> set[str]:
+        """Deployments some route may still send calls to."""
+        used = set(self._routes.values()) | set(self._intent_routes.values())
+        for stages in self._stages.values():
+            used.update(stages)
+        for plan in self.plans.values():
+            used.update(self._warm_alternatives(plan))
+        if self.default is not None:
+            used.add(self.default)
+        return used
+
+    def _drain(self, name: str, timeout_s: float) -> None:
+        """Wait for `name`'s in-flight calls to finish (no new ones are routed to it), then stop it."""
+        deadline = time.monotonic() + timeout_s
+        time.sleep(0.05)  # calls resolved just before the switch reach their replica
+        while self._pool_inflight(name) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if name not in self._in_use():
+            self._pool.stop(name)
+
+    def _start_controller(self) -> None:
+        if self.adaptive is None or not self.adaptive.replan or self._controller is not None:
+            return
+        with self._lock:
+            if self._controller is None:
+                self._controller = control_loop.Controller(self, self.adaptive)
+                self._controller.start()
 
     def __enter__(self) -> Runtime:
         return self
@@ -289,7 +458,8 @@ class _Attempt:
     written once and every try, failed ones included, leaves exactly one record.
     """
 
-    __slots__ = ("attempt", "replica", "route", "sent", "t0", "telemetry", "token", "ttft", "usage", "wall0")
+    __slots__ = ("attempt", "replica", "route", "sent", "stage", "t0", "telemetry", "token", "ttft", "usage",
+                 "wall0")
 
     def __init__(self, telemetry: Telemetry, route: Route | None, replica: Replica, attempt: int) -> None:
         self.telemetry, self.route, self.replica, self.attempt = telemetry, route, replica, attempt
@@ -299,12 +469,18 @@ class _Attempt:
         self.ttft: float | None = None
         self.usage: Body | None = None
         self.sent = False
+        self.stage = _cascade.STAGE.get()
 
     def saw(self, chunk: Body) -> None:
         if self.ttft is None and chunk.get("choices"):
             self.ttft = time.perf_counter() - self.t0
         self.usage = chunk.get("usage") or self.usage
         self.sent = True
+        if self.stage is not None:
+            for c in chunk.get("choices") or ():
+                text = (c.get("delta") or {}).get("content")
+                if text:
+                    self.stage.text.append(text)
 
     def finish(self, *, response: Body | None = None, error: BaseException | None = None) -> None:
         rep = self.replica
@@ -316,6 +492,8 @@ class _Attempt:
             self.ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
         usage = self.usage or {}
         route = self.route
+        stage = self.stage
+        verdict = None if stage is None or error is not None else stage.judge(response)
         self.telemetry.record(CallRecord(
             workflow=route.workflow if route else None, node=route.node if route else None,
             intent=route.intent.intent if route and route.intent else None,
@@ -325,5 +503,16 @@ class _Attempt:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
             ok=error is None, error=None if error is None else (str(error) or type(error).__name__),
-            retries=self.attempt,
+            retries=self.attempt, stage=stage.index if stage else 0,
+            check=None if verdict is None else ("pass" if verdict else "fail"),
+            escalated=verdict is False and not stage.last if stage else False,
         ))
+
+
+def _slowed(profile: Any, factor: float) -> Any:
+    """A profile whose load points are `factor` times slower (time per token up, prefill rate down)."""
+    load = tuple(p.model_copy(update={"tpot_s": p.tpot_s * factor,
+                                      "prefill_tok_s": p.prefill_tok_s / factor if p.prefill_tok_s else None,
+                                      "ttft_s": p.ttft_s * factor if p.ttft_s else None})
+                 for p in profile.load)
+    return profile.model_copy(update={"load": load})

@@ -37,6 +37,11 @@ class CallRecord(BaseModel):
     ok: bool = True
     error: str | None = None
     retries: int = 0
+    # Cascades: which stage served this record (0: the first), whether the node's check ran on its
+    # answer ("pass"/"fail", None: no check), and whether the call went on to the next stage.
+    stage: int = 0
+    check: Literal["pass", "fail"] | None = None
+    escalated: bool = False
 
 
 class CpuEnergyMeter:

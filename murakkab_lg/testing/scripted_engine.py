@@ -11,6 +11,11 @@ tool calls, JSON, or an HTTP error). Without a responder it answers like `instan
 Token counts in `usage` are whitespace-separated words, an approximation stated here so nobody
 mistakes them for a tokenizer's.
 
+A `ServiceTime` (per server or per model) makes answers take time the way an engine's do: a base
+plus a time per output token, at most `slots` calls at once (the rest wait their turn), each
+slowed by `contention` per other call in service. `extra_delay_s[model]` adds a delay to one
+model's calls from now on (tests inject a slow engine with it).
+
 `ScriptedEngine` is the engine adapter over such a server, and `scripted_runtime` builds a Runtime
 whose deployments are served by it, planned with `synthetic_profile` rows that say in their
 provenance that they are test fixtures, not measurements.
@@ -41,6 +46,7 @@ __all__ = (
     "Reply",
     "ScriptedEngine",
     "ScriptedServer",
+    "ServiceTime",
     "ToolCall",
     "scripted_runtime",
     "synthetic_profile",
@@ -115,6 +121,38 @@ class RecordedRequest:
 Responder = Callable[[RecordedRequest], Reply | str]
 
 
+@dataclass(frozen=True)
+class ServiceTime:
+    """How long a scripted answer takes: (base + per_token x output tokens) x (1 + contention x
+    other calls in service), with at most `slots` in service (None: no limit)."""
+
+    base_s: float = 0.0
+    per_token_s: float = 0.0
+    slots: int | None = None
+    contention: float = 0.0
+
+
+class _Service:
+    """One model's service: its slots, and how many calls are in service now (one event loop)."""
+
+    def __init__(self, spec: ServiceTime) -> None:
+        self.spec = spec
+        self.sem = asyncio.Semaphore(spec.slots) if spec.slots else None
+        self.active = 0
+
+    async def serve(self, tokens: int, extra_s: float) -> None:
+        if self.sem is not None:
+            await self.sem.acquire()
+        self.active += 1
+        try:
+            t = (self.spec.base_s + self.spec.per_token_s * tokens) * (1 + self.spec.contention * (self.active - 1))
+            await asyncio.sleep(t + extra_s)
+        finally:
+            self.active -= 1
+            if self.sem is not None:
+                self.sem.release()
+
+
 def _default_reply(req: RecordedRequest) -> Reply:
     content, call = reply_for(dict(req.body))
     if call is not None:
@@ -130,10 +168,13 @@ class ScriptedServer:
     """The server; use as a context manager or call start()/stop()."""
 
     def __init__(self, responder: Responder | None = None, *, name: str = "scripted",
-                 token_delay_s: float = 0.0) -> None:
+                 token_delay_s: float = 0.0, service: ServiceTime | Mapping[str, ServiceTime] | None = None) -> None:
         self.name = name
         self.responder = responder or _default_reply
         self.token_delay_s = token_delay_s
+        self.service = service
+        self.extra_delay_s: dict[str, float] = {}  # model -> seconds added to each of its calls
+        self._services: dict[str, _Service] = {}
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._ids = itertools.count()
@@ -230,6 +271,7 @@ class ScriptedServer:
                 return JSONResponse(_error(reply.content or "scripted error"), status_code=reply.status)
             rid = f"chatcmpl-{self.name}-{next(self._ids)}"
             model = body.get("model") or self.name
+            await self._serve(model, rec, reply)
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return StreamingResponse(self._sse(rec, reply, rid, model, include_usage),
@@ -245,6 +287,18 @@ class ScriptedServer:
 
         return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
                                  Route("/health", health), Route("/v1/models", models)])
+
+    async def _serve(self, model: str, rec: RecordedRequest, reply: Reply) -> None:
+        spec = self.service.get(model) if isinstance(self.service, Mapping) else self.service
+        extra = self.extra_delay_s.get(model, 0.0)
+        if spec is None:
+            if extra > 0:
+                await asyncio.sleep(extra)
+            return
+        svc = self._services.get(model)
+        if svc is None:
+            svc = self._services[model] = _Service(spec)
+        await svc.serve(self._usage(rec, reply)["completion_tokens"], extra)
 
     @staticmethod
     def _usage(rec: RecordedRequest, reply: Reply) -> Body:

@@ -1,0 +1,156 @@
+"""The adaptive runtime on real HTTP test engines: spill under a slow engine and return after the
+dwell, re-plan on drift by drain-and-swap under load without losing a call, run-time cascades."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from murakkab_lg.catalog.profiles import ProfileStore
+from murakkab_lg.runtime import Runtime
+from murakkab_lg.runtime.control import AdaptiveConfig
+from murakkab_lg.spec import ApiSettings, Deployment, Intent, Workflow, WorkflowNode
+from murakkab_lg.testing.scripted_engine import Reply, ScriptedServer, ServiceTime, synthetic_profile
+from murakkab_lg.wire import Route
+
+BODY = {"messages": [{"role": "user", "content": "label this ticket"}], "max_tokens": 8}
+
+
+def _runtime(server: ScriptedServer, rows: list, **kwargs) -> Runtime:
+    deps = [Deployment(name=r.deployment, model=r.deployment,
+                       engine=ApiSettings(litellm_model=f"openai/{r.deployment}", api_base=server.url)) for r in rows]
+    return Runtime(deps, ProfileStore(rows, "synthetic fixture"), engine_factory=lambda d, _i: server.engine(d.name),
+                   **kwargs)
+
+
+def _load(rt: Runtime, route: Route, stop: threading.Event, served: list, errors: list, threads: int = 4) -> list:
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                resp = rt.complete(BODY, route)
+                served.append((time.monotonic(), resp["model"]))
+            except Exception as e:  # counted: the tests assert there are none
+                errors.append(e)
+    ts = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def _share(served: list, since: float, until: float, name: str) -> float:
+    window = [m for t, m in served if since <= t < until]
+    return Counter(window)[name] / max(1, len(window))
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer(service=ServiceTime(base_s=0.01)) as s:
+        yield s
+
+
+def test_slow_engine_spills_within_seconds_and_traffic_returns_after_the_dwell(server):
+    rows = [synthetic_profile("cheap", quality={"classify": 0.8}, tpot_s=0.001, prefill_tok_s=1e5,
+                              energy_per_output_token_j=0.1),
+            synthetic_profile("alt", quality={"classify": 0.85}, tpot_s=0.001, prefill_tok_s=1e5,
+                              energy_per_output_token_j=0.2)]
+    cfg = AdaptiveConfig(fresh_s=1.0, replan=False)
+    intent = Intent("classify", min_quality=0.75, latency_slo_s=0.2)
+    wf = Workflow(name="wf", nodes=(WorkflowNode(name="triage", intent=intent),))
+    with _runtime(server, rows, adaptive=cfg) as rt:
+        plan = rt.plan(wf)
+        assert plan.choice("triage").deployment == "cheap"
+        assert [a.deployment for a in plan.choice("triage").alternatives] == ["alt"]
+        rt.apply(plan)
+        assert set(rt.running()) == {"cheap", "alt"}  # the alternative is warm
+        route = Route(workflow="wf", node="triage", intent=intent)
+        stop, served, errors = threading.Event(), [], []
+        ts = _load(rt, route, stop, served, errors)
+        time.sleep(1.0)
+        t_slow = time.monotonic()
+        server.extra_delay_s["cheap"] = 0.5  # the engine slows past the node's 0.2 s budget
+        time.sleep(3.0)
+        t_fast = time.monotonic()
+        server.extra_delay_s["cheap"] = 0.0
+        time.sleep(3.0)
+        stop.set()
+        for t in ts:
+            t.join()
+        end = time.monotonic()
+    assert not errors
+    assert _share(served, 0, t_slow, "cheap") > 0.9  # healthy: the planned deployment serves
+    assert _share(served, t_slow + 1.5, t_fast, "alt") > 0.8  # within seconds, traffic spilled
+    # after the delay ends, one probe per fresh_s (1 s) finds the primary fast again
+    assert _share(served, t_fast + cfg.fresh_s + 1.0, end, "cheap") > 0.8
+
+
+def test_drift_replans_by_drain_and_swap_under_load_losing_no_call():
+    words = {"n": 40}
+
+    def answer(req) -> Reply:
+        return Reply.text(" ".join(["w"] * words["n"]))
+
+    rows = [synthetic_profile("cheap", quality={"summarize": 0.8}, tpot_s=0.002, prefill_tok_s=1e5,
+                              energy_per_output_token_j=0.1),
+            synthetic_profile("fast", quality={"summarize": 0.8}, tpot_s=0.0002, prefill_tok_s=1e5,
+                              energy_per_output_token_j=0.3)]
+    cfg = AdaptiveConfig(spill=False, interval_s=0.1, sustain_s=0.3, dwell_s=60, min_calls=5, window_s=2.0)
+    intent = Intent("summarize", latency_slo_s=0.1, expected_output_tokens=40)
+    wf = Workflow(name="wf", nodes=(WorkflowNode(name="digest", intent=intent),))
+    with ScriptedServer(answer, service=ServiceTime(base_s=0.005)) as server, \
+            _runtime(server, rows, adaptive=cfg) as rt:
+        rt.apply(rt.plan(wf))
+        assert rt.plans["wf"].choice("digest").deployment == "cheap"
+        route = Route(workflow="wf", node="digest", intent=intent)
+        stop, served, errors = threading.Event(), [], []
+        ts = _load(rt, route, stop, served, errors)
+        time.sleep(0.5)
+        words["n"] = 200  # answers grow 5x: at 200 tokens 'cheap' would take 0.4 s > the 0.1 s SLO
+        deadline = time.monotonic() + 10
+        while not rt.replans and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stop.set()
+        for t in ts:
+            t.join()
+        status = rt.status()
+    assert not errors
+    (event,) = rt.replans
+    assert event.moved == {"digest": ("cheap", "fast")}
+    assert any("output tokens" in r for r in event.reasons)
+    assert event.stopped == ("cheap",) and event.lost_calls == 0
+    assert rt.plans["wf"].choice("digest").deployment == "fast"
+    assert "cheap" not in rt.running()
+    assert served[-1][1] == "fast"
+    assert status.workflows["wf"].replans == 1 and status.replans == (event,)
+    assert rt.workflows["wf"].node("digest").intent.expected_output_tokens > 100  # the window mixes 40s and 200s
+
+
+def test_cascade_escalates_on_a_failing_check_and_records_every_stage():
+    def answer(req) -> Reply:
+        return Reply.text("maybe later" if req.model == "small" else '{"order": 42}')
+
+    rows = [synthetic_profile("small", quality={"extract": 0.6}, energy_per_output_token_j=0.01),
+            synthetic_profile("big", quality={"extract": 0.95}, energy_per_output_token_j=1.0)]
+    intent = Intent("extract", min_quality=0.9, check="json_object")
+    wf = Workflow(name="wf", nodes=(WorkflowNode(name="fields", intent=intent),))
+    with ScriptedServer(answer) as server, _runtime(server, rows, policy="cascade") as rt:
+        plan = rt.plan(wf)
+        assert (plan.choice("fields").deployment, plan.choice("fields").escalation) == ("small", ("big",))
+        rt.apply(plan)
+        mark = rt.telemetry.mark()
+        resp = rt.complete(BODY, Route(workflow="wf", node="fields", intent=intent))
+        assert resp["choices"][0]["message"]["content"] == '{"order": 42}'
+        chunks = list(rt.stream({**BODY, "stream": True}, Route(workflow="wf", node="fields", intent=intent)))
+        text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+        assert text == '{"order": 42}'  # the failed stage's stream was held back, never sent
+        recs = rt.telemetry.since(mark)
+        assert [(r.deployment, r.stage, r.check, r.escalated) for r in recs] == [
+            ("small", 0, "fail", True), ("big", 1, "pass", False)] * 2
+        # without a check nothing can tell a failed answer: the stage the plan's quality rests on serves
+        unchecked = rt.complete(BODY, Route(workflow="wf", node="fields", intent=Intent("extract", min_quality=0.9)))
+        assert unchecked["model"] == "big"
+        node = rt.status().nodes[0]
+        assert node.escalation_rate == 1.0
