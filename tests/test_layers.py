@@ -20,7 +20,8 @@ the same layer never import each other):
 |       |                                  | their confidence interval)                               |
 | 8     | wire                             | Route and its encoding                                   |
 | 9     | spec, profile_spec               | the vocabulary: workflow/plan types, profile row types   |
-| 10    | errors                           | the one error tree                                       |
+| 10    | checks                           | answer checks an annotation names (run-time cascades)    |
+| 11    | errors                           | the one error tree                                       |
 
 Two rules on top of the layers: `policies` import only `spec`, `profile_spec`, `errors`, the
 standard library and their solver (numpy, scipy, pydantic), so a policy is a pure function that
@@ -58,6 +59,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evals",),
     ("wire",),
     ("spec", "profile_spec"),
+    ("checks",),
     ("errors",),
 )
 LAYER_OF = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
