@@ -49,3 +49,27 @@ def test_doctor_lists_gpus_and_mig_slices_from_telemetry() -> None:
     render(report, console)
     text = console.export_text()
     assert "H100" in text and "gpu1/mig3g.40gb/0" in text and "700" in text
+
+
+def test_doctor_prints_fixes_verbatim_with_their_extras(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixes name extras in brackets (`murakkab-lg[nvml]`); rich markup must not eat them."""
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    report = collect()
+    bracketed = [m for m in report.missing if "[" in m]
+    for m in bracketed:  # on this machine: no NVML, no litellm extras, ...
+        for extra in (part.split("]")[0] for part in m.split("[")[1:]):
+            assert f"[{extra}]" in out
+    fake = report.model_copy(update={
+        "missing": ["vllm: not installed. To fix: `pip install 'murakkab-lg[vllm]'`."],
+        "gpu_backend": None, "gpu_note": "no NVML. To fix: `pip install 'murakkab-lg[nvml]'`.",
+        "engines": [e.model_copy(update={"found": False, "detail": "To fix: `pip install 'murakkab-lg[embedded]'`."})
+                    for e in report.engines],
+    })
+    console = Console(record=True, width=200)
+    render(fake, console)
+    text = console.export_text()
+    for extra in ("[vllm]", "[nvml]", "[embedded]"):
+        assert f"'murakkab-lg{extra}'" in text

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from murakkab_lg.backends.telemetry.base import GpuTelemetry
@@ -119,30 +120,32 @@ def collect(open_telemetry: Callable[[], GpuTelemetry] | None = None) -> DoctorR
 
 
 def render(report: DoctorReport, console: Console) -> None:
-    console.print(f"[bold]machine[/]  {report.machine}")
+    # Everything but our own markup is escaped: fixes name extras like `murakkab-lg[nvml]`, which
+    # rich would otherwise read as a style tag and silently drop.
+    console.print(f"[bold]machine[/]  {escape(report.machine)}")
     if report.gpu_backend:
         console.print(f"[bold]GPUs[/]     {report.gpu_backend}, driver {report.driver}")
     else:
-        console.print(f"[bold]GPUs[/]     none usable: {report.gpu_note}")
+        console.print(f"[bold]GPUs[/]     none usable: {escape(report.gpu_note or '')}")
     inv = Table(title="inventory", title_justify="left")
     for col in ("device", "kind", "memory GB", "compute", "power limit W", "host"):
         inv.add_column(col)
     for d in report.inventory.devices:
-        inv.add_row(d.id, d.kind, f"{d.memory_gb:.1f}", f"{d.compute_units:g}",
-                    "-" if d.power_limit_w is None else f"{d.power_limit_w:.0f}", d.host)
+        inv.add_row(escape(d.id), escape(d.kind), f"{d.memory_gb:.1f}", f"{d.compute_units:g}",
+                    "-" if d.power_limit_w is None else f"{d.power_limit_w:.0f}", escape(d.host))
     console.print(inv)
     eng = Table(title="engines", title_justify="left")
     eng.add_column("engine")
     eng.add_column("found")
     eng.add_column("detail", overflow="fold")
     for e in report.engines:
-        eng.add_row(e.name, "[green]yes[/]" if e.found else "[red]no[/]", e.detail)
+        eng.add_row(escape(e.name), "[green]yes[/]" if e.found else "[red]no[/]", escape(e.detail))
     console.print(eng)
-    console.print(f"[bold]embedded models[/] {', '.join(report.models) or 'none'}")
+    console.print(f"[bold]embedded models[/] {escape(', '.join(report.models) or 'none')}")
     if report.missing:
         console.print("[bold]missing[/]")
         for m in report.missing:
-            console.print(f"  - {m}", highlight=False)
+            console.print(f"  - {escape(m)}", highlight=False)
     else:
         console.print("[bold green]nothing missing[/]")
 
