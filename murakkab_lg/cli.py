@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from murakkab_lg.errors import MurakkabError
 
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except MurakkabError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        # escaped: messages name extras such as `murakkab-lg[nvml]`, which rich would read as markup
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -11,16 +11,17 @@ the workflow (its edges) is given.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from murakkab_lg.spec import Plan, Workflow
+from murakkab_lg.spec import Plan, Prediction, Workflow
 
-__all__ = ("plan_json", "plans_json", "render", "totals", "write_json")
+__all__ = ("plan_json", "plans_json", "quality_sources_note", "render", "totals", "write_json")
 
 
 def totals(plan: Plan, workflow: Workflow | None = None) -> dict[str, Any]:
@@ -46,26 +47,56 @@ def totals(plan: Plan, workflow: Workflow | None = None) -> dict[str, Any]:
     return out
 
 
-def plan_json(plan: Plan, workflow: Workflow | None = None, *, top: int | None = None) -> dict[str, Any]:
-    """A JSON-ready dict: the plan, its totals, and per node the best `top` rejected alternatives."""
+_SOURCE_WORDS = {"published": "model-card benchmarks", "measured": "in-house evals",
+                 "synthetic": "synthetic figures"}
+
+
+def quality_sources_note(plan: Plan, source_kind: Mapping[str, str], *, top: int | None = 3) -> str | None:
+    """A warning when the quality figures a plan compared come from sources that are not one scale.
+
+    `source_kind` maps deployment -> its profile's provenance kind (`published`: model-card
+    benchmark scores; `measured`: scores from `murakkab profile`'s eval sets). Looks at each node's
+    choice and the alternatives shown (`top`); None when they share one source.
+    """
+    by_kind: dict[str, list[str]] = {}
+    for c in plan.choices:
+        preds = [(c.deployment, c.prediction), *((r.deployment, r.prediction) for r in c.rejected[:top])]
+        for name, p in preds:
+            kind = source_kind.get(name)
+            if p.quality is not None and kind is not None and name not in by_kind.setdefault(kind, []):
+                by_kind[kind].append(name)
+    if len(by_kind) < 2:
+        return None
+    parts = "; ".join(f"{_SOURCE_WORDS.get(k, k)} for {', '.join(v)}" for k, v in sorted(by_kind.items()))
+    return (f"quality figures here come from different sources, which are not one scale: {parts}. "
+            "To compare on one scale: measure them all with `murakkab profile` (with --profiles), or "
+            "plan over one source (--candidates embedded or published).")
+
+
+def plan_json(plan: Plan, workflow: Workflow | None = None, *, top: int | None = None,
+              notes: Sequence[str] = ()) -> dict[str, Any]:
+    """A JSON-ready dict: the plan, its totals, its notes, and per node the best `top` rejected
+    alternatives."""
     data = plan.model_dump(mode="json")
     if top is not None:
         for node in data["choices"]:
             node["rejected"] = node["rejected"][:top]
     data["totals"] = totals(plan, workflow)
+    data["notes"] = list(notes)
     return data
 
 
 def plans_json(plans: Sequence[Plan], workflows: Sequence[Workflow | None] | None = None,
-               *, top: int | None = None) -> list[dict[str, Any]]:
+               *, top: int | None = None, notes: Sequence[Sequence[str]] | None = None) -> list[dict[str, Any]]:
     wfs = list(workflows) if workflows is not None else [None] * len(plans)
-    return [plan_json(p, w, top=top) for p, w in zip(plans, wfs, strict=True)]
+    each = list(notes) if notes is not None else [()] * len(plans)
+    return [plan_json(p, w, top=top, notes=n) for p, w, n in zip(plans, wfs, each, strict=True)]
 
 
 def write_json(path: str | Path, plans: Sequence[Plan], workflows: Sequence[Workflow | None] | None = None,
-               *, top: int | None = None) -> None:
+               *, top: int | None = None, notes: Sequence[Sequence[str]] | None = None) -> None:
     """Write one plan as an object, several as a list; `-` writes to stdout."""
-    data = plans_json(plans, workflows, top=top)
+    data = plans_json(plans, workflows, top=top, notes=notes)
     text = json.dumps(data[0] if len(data) == 1 else data, indent=2) + "\n"
     if str(path) == "-":
         print(text, end="")
@@ -81,32 +112,44 @@ def _money(x: float) -> str:
     return "0" if x == 0 else f"{x:.2e}"
 
 
-def render(plan: Plan, workflow: Workflow | None = None, *, console: Console | None = None, top: int = 3) -> None:
+def render(plan: Plan, workflow: Workflow | None = None, *, console: Console | None = None, top: int = 3,
+           notes: Sequence[str] = ()) -> None:
     """Print the plan: a table with each node's choice and its best `top` rejected alternatives
-    (dimmed, with the constraint that rejected them), then the reasons in words, then totals."""
+    (dimmed, with the constraint that rejected them), then the reasons in words, then totals and
+    `notes` (what the reader must know to trust the figures, e.g. mixed quality sources)."""
     console = console or Console()
     t = totals(plan, workflow)
+    shown = [(c, c.rejected[:top]) for c in plan.choices]
+    priced = any(p.cost_usd for c, rs in shown for p in (c.prediction, *(r.prediction for r in rs)))
+    # Deployment names never wrap (folding them letter by letter made them unreadable at 80
+    # columns); the node heads its own row instead of taking a column, and cost shows only
+    # when something has a price.
+    names = [f"✓ {c.deployment}{''.join(f' → {e}' for e in c.escalation)}" for c in plan.choices]
+    names += [f"✗ {r.deployment}" for _, rs in shown for r in rs]
     table = Table(title=f"plan {plan.workflow!r}: policy {plan.policy}, objective {plan.objective.value}")
-    table.add_column("node", overflow="fold")
-    table.add_column("deployment", overflow="fold")
-    for col in ("quality", "latency s", "energy J", "cost $"):
-        table.add_column(col, justify="right")
+    table.add_column("node / deployment", no_wrap=True, min_width=min(max(map(len, names), default=10), 60),
+                     overflow="ellipsis")
+    cols = ["quality", "latency s", "energy J", *(["cost $"] if priced else [])]
+    for col in cols:
+        table.add_column(col, justify="right", no_wrap=True)
     table.add_column("verdict")
-    for c in plan.choices:
-        p = c.prediction
-        dep = c.deployment + "".join(f" → {e}" for e in c.escalation)
-        table.add_row(f"[bold]{c.node}[/]", f"[green]{dep}[/]", _q(p.quality), f"{p.latency_s:.3f}",
-                      f"{p.energy_j:.2f}", _money(p.cost_usd), "[green]chosen[/]")
-        for r in c.rejected[:top]:
-            rp = r.prediction
-            table.add_row("", f"[dim]✗ {r.deployment}[/]", f"[dim]{_q(rp.quality)}[/]", f"[dim]{rp.latency_s:.3f}[/]",
-                          f"[dim]{rp.energy_j:.2f}[/]", f"[dim]{_money(rp.cost_usd)}[/]", f"[dim]{r.reason}[/]")
+
+    def cells(p: Prediction, style: str) -> list[str]:
+        got = [_q(p.quality), f"{p.latency_s:.3f}", f"{p.energy_j:.2f}", *([_money(p.cost_usd)] if priced else [])]
+        return [f"[{style}]{x}[/]" for x in got]
+
+    for c, rs in shown:
+        table.add_row(f"[bold]{escape(c.node)}[/]", *[""] * len(cols), "")
+        dep = escape(c.deployment + "".join(f" → {e}" for e in c.escalation))
+        table.add_row(f"[green]✓ {dep}[/]", *cells(c.prediction, "default"), "[green]chosen[/]")
+        for r in rs:
+            table.add_row(f"[dim]✗ {escape(r.deployment)}[/]", *cells(r.prediction, "dim"), f"[dim]{r.reason}[/]")
         table.add_section()
     console.print(table)
     for c in plan.choices:
-        console.print(f"[bold]{c.node}[/] → {c.deployment}: {c.reason}", highlight=False)
+        console.print(f"[bold]{escape(c.node)}[/] → {escape(c.deployment)}: {escape(c.reason)}", highlight=False)
         for r in c.rejected[:top]:
-            console.print(f"  [dim]✗ {r.deployment}: {r.reason}: {r.detail}[/]", highlight=False)
+            console.print(f"  [dim]✗ {escape(r.deployment)}: {r.reason}: {escape(r.detail)}[/]", highlight=False)
     e2e = f"end-to-end latency {t['latency_s']:.3f} s"
     if t.get("critical_path"):
         e2e += f" (critical path {' -> '.join(t['critical_path'])}"
@@ -116,6 +159,8 @@ def render(plan: Plan, workflow: Workflow | None = None, *, console: Console | N
     deps = "; ".join(f"{d.name} ({d.engine.label()}, {d.placement.device}"
                      + (f" gpus {','.join(map(str, d.placement.gpus))}" if d.placement.gpus else "") + ")"
                      for d in plan.deployments)
-    console.print(f"deployments: {deps}", highlight=False)
+    console.print(f"deployments: {escape(deps)}", highlight=False)
     if plan.profile_source:
-        console.print(f"[dim]profiles: {plan.profile_source}[/]", highlight=False)
+        console.print(f"[dim]profiles: {escape(plan.profile_source)}[/]", highlight=False)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

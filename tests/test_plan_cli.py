@@ -128,3 +128,86 @@ def test_bad_files_are_config_errors(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_workflow_file(bad)
+
+
+def _no_gpu(monkeypatch):
+    from murakkab_lg.backends.telemetry import inventory as inv_mod
+    from murakkab_lg.spec import Device, Inventory
+
+    cpu = Inventory(devices=(Device(id="cpu", kind="cpu", memory_gb=24.0, compute_units=2.0),))
+    monkeypatch.setattr(inv_mod, "detect_inventory", lambda **_: (cpu, "no NVIDIA driver (test)"))
+
+
+def test_default_plans_over_what_this_machine_runs(tmp_path, capsys, monkeypatch):
+    """No inventory and no GPU here: only the embedded CPU rows, and the output says why."""
+    _no_gpu(monkeypatch)
+    wf = tmp_path / "triage.yaml"
+    wf.write_text(TRIAGE.split("inventory:")[0].replace("latency_slo_s: 6.0", "latency_slo_s: 60.0"))
+    assert main(["plan", str(wf), "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["placement"]["device"] for d in data["deployments"]} == {"cpu"}
+    seen = {data_c["deployment"] for data_c in data["choices"]} | {
+        r["deployment"] for c in data["choices"] for r in c["rejected"]}
+    assert not any("@" in name for name in seen)  # published rows are named model@gpu
+    assert any("CPU deployments only" in n and "--candidates all" in n for n in data["notes"])
+
+
+def test_default_with_gpus_plans_onto_those_kinds_only(tmp_path, capsys, monkeypatch):
+    """GPUs in the inventory (the file's here; NVML's on a GPU machine): published rows for that
+    kind join, rows for hardware the inventory lacks do not."""
+    wf = tmp_path / "triage.yaml"
+    wf.write_text(TRIAGE)
+    assert main(["plan", str(wf), "--policy", "greedy", "--json", "-", "--top", "50"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    seen = {c["deployment"] for c in data["choices"]} | {r["deployment"] for c in data["choices"]
+                                                          for r in c["rejected"]}
+    assert seen and all("@h100" in name for name in seen)  # the file's inventory: two H100s, no CPU
+
+
+def test_a_plan_mixing_quality_sources_says_so(tmp_path, capsys):
+    wf = tmp_path / "triage.yaml"
+    wf.write_text(TRIAGE.split("inventory:")[0])
+    assert main(["plan", str(wf), "--candidates", "all", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [note] = [n for n in data["notes"] if "not one scale" in n]
+    assert "model-card benchmarks for" in note and "in-house evals for" in note
+    assert main(["plan", str(wf), "--candidates", "published", "--json", "-"]) == 0
+    assert not [n for n in json.loads(capsys.readouterr().out)["notes"] if "not one scale" in n]
+
+
+def test_a_factory_that_needs_arguments_gets_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "needsllm.py").write_text(textwrap.dedent("""
+        def build_graph(llm, *, retries=2):
+            raise AssertionError("must not be called")
+    """))
+    out = subprocess.run([sys.executable, "-m", "murakkab_lg.cli", "plan", "needsllm:build_graph"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    err = " ".join(out.stderr.split())
+    assert "'needsllm:build_graph' is a function that needs arguments (llm)" in err
+    assert "The target must be a LangGraph StateGraph or compiled graph" in err and "def graph():" in err
+
+
+def test_plan_table_keeps_deployment_names_whole_at_80_columns(tmp_path, capsys):
+    from rich.console import Console
+
+    from murakkab_lg import explain
+    from murakkab_lg.commands.plan import load_workflow_file
+
+    wf = tmp_path / "triage.yaml"
+    wf.write_text(TRIAGE)
+    assert main(["plan", str(wf), "--candidates", "all", "--json", str(tmp_path / "p.json")]) == 0
+    capsys.readouterr()
+    from murakkab_lg.spec import Plan
+
+    raw = json.loads((tmp_path / "p.json").read_text())
+    plan = Plan.model_validate({k: v for k, v in raw.items() if k not in ("totals", "notes")})
+    console = Console(width=80, record=True)
+    explain.render(plan, load_workflow_file(wf)[0][0], console=console, top=3)
+    lines = console.export_text().splitlines()
+    table = lines[:next(i for i, line in enumerate(lines) if line.startswith("└"))]
+    assert all(len(line) <= 80 for line in table)
+    names = {c.deployment for c in plan.choices} | {r.deployment for c in plan.choices for r in c.rejected[:3]}
+    assert len(max(names, key=len)) >= 25  # long published names, the ones that used to fold
+    for name in names:
+        assert any(name in line for line in table), name
