@@ -103,7 +103,9 @@ class DeploymentProfile(_Frozen):
     # engines, whose cost is their energy and hardware.
     usd_per_input_token: Annotated[float, Field(ge=0)] = 0.0
     usd_per_output_token: Annotated[float, Field(ge=0)] = 0.0
-    energy_label: Literal["estimated", "measured", "published"]
+    # "unknown": a hosted API or someone else's server, whose energy we cannot see; its energy
+    # figures are then 0 placeholders that no report may print as a measurement.
+    energy_label: Literal["estimated", "measured", "published", "unknown"]
     provenance: Provenance
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ __all__ = (
     "LlamaCppSettings",
     "NodeChoice",
     "Objective",
+    "OpenAiServerSettings",
     "Placement",
     "Plan",
     "Prediction",
@@ -248,14 +249,39 @@ class VllmSettings(_Frozen):
 
 
 class ApiSettings(_Frozen):
-    """A hosted model reached through litellm; no placement."""
+    """A hosted model reached through litellm (`openai/gpt-4.1-mini`, `anthropic/...`); no placement.
+
+    Keys come from the environment as litellm reads them (`OPENAI_API_KEY`, ...), or from the
+    variable named in `api_key_env`. `api_base` points litellm at another endpoint (a proxy, or a
+    local OpenAI-compatible server in tests). `mock_response` makes litellm answer that text
+    without any network call: for tests and examples only, never a measurement of a real model.
+    """
 
     engine: Literal["api"] = "api"
     litellm_model: str
     api_base: str | None = None
+    api_key_env: str | None = None
+    mock_response: str | None = None
 
     def label(self) -> str:
-        return f"api {self.litellm_model}"
+        return f"api {self.litellm_model}" + (" (mock)" if self.mock_response is not None else "")
+
+
+class OpenAiServerSettings(_Frozen):
+    """An OpenAI-compatible server someone else runs (vLLM, llama.cpp, Ollama, TGI): never started by us.
+
+    `base_url` is the API root as the openai SDK takes it (usually ending in `/v1`); requests are
+    sent with `served_model` as their model; the key, if any, is read from the variable named in
+    `api_key_env` (never written in a config file).
+    """
+
+    engine: Literal["openai"] = "openai"
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    served_model: Annotated[str, Field(min_length=1)]
+    api_key_env: str | None = None
+
+    def label(self) -> str:
+        return f"openai {self.served_model} at {self.base_url}"
 
 
 class SimulatedSettings(_Frozen):
@@ -268,7 +294,7 @@ class SimulatedSettings(_Frozen):
 
 
 EngineConfig = Annotated[
-    LlamaCppSettings | VllmSettings | ApiSettings | SimulatedSettings,
+    LlamaCppSettings | VllmSettings | ApiSettings | OpenAiServerSettings | SimulatedSettings,
     Field(discriminator="engine"),
 ]
 

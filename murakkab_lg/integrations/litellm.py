@@ -20,14 +20,17 @@ extra_body={"murakkab": {...}})`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from murakkab_lg.backends.engines.api import OPENAI_CHAT_PARAMS
 from murakkab_lg.errors import MurakkabError, RoutingError
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.spec import Intent, known_intents
 from murakkab_lg.wire import BODY_FIELD, Route, decode_route
 
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # the bundled price map: importing never fetches it
 try:
     import litellm
     from litellm import ModelResponse
@@ -39,10 +42,8 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 __all__ = ("PROVIDER", "MurakkabLLM", "register", "route_for")
 
 PROVIDER = "murakkab"
-# OpenAI chat parameters forwarded to the engine; everything else litellm passes stays here.
-_FORWARD = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user", "tools",
-            "tool_choice", "parallel_tool_calls", "response_format", "presence_penalty", "frequency_penalty",
-            "logit_bias", "logprobs", "top_logprobs", "n")
+# OpenAI chat parameters forwarded to the engine (the api engine's list); everything else litellm passes stays here.
+_FORWARD = OPENAI_CHAT_PARAMS
 
 
 def route_for(runtime: Runtime, model: str, annotation: Mapping[str, Any] | None = None) -> Route:

@@ -506,6 +506,8 @@ class _Attempt:
             retries=self.attempt, stage=stage.index if stage else 0,
             check=None if verdict is None else ("pass" if verdict else "fail"),
             escalated=verdict is False and not stage.last if stage else False,
+            cost_usd=rep.engine.cost_usd(int(usage.get("prompt_tokens") or 0),
+                                         int(usage.get("completion_tokens") or 0)),
         ))
 
 

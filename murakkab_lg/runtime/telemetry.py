@@ -42,6 +42,9 @@ class CallRecord(BaseModel):
     stage: int = 0
     check: Literal["pass", "fail"] | None = None
     escalated: bool = False
+    # Money, where the engine has a per-token price (hosted APIs, from litellm's price map);
+    # None for self-hosted engines, whose cost is their energy and hardware.
+    cost_usd: float | None = None
 
 
 class CpuEnergyMeter:
@@ -136,7 +139,8 @@ class NodeSummary(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     energy_j: float | None  # None: no engine reported CPU or GPU energy for these calls
-    energy_label: str
+    energy_label: str  # estimated / measured / unknown, joined with "/" when calls differ
+    cost_usd: float | None = None  # None: no call had a price
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -155,13 +159,16 @@ def summarize(records: Iterable[CallRecord]) -> list[NodeSummary]:
     out = []
     for node, rs in by_node.items():
         lat = sorted(r.latency_s for r in rs if r.ok)
-        labels = {r.energy_label for r in rs if r.energy_label}
+        labels = {r.energy_label or "unknown" for r in rs}  # a hosted call's energy is unknown, never 0
+        known = labels - {"unknown"}
+        costs = [r.cost_usd for r in rs if r.cost_usd is not None]
         out.append(NodeSummary(
             node=node, intent=rs[0].intent, deployments=tuple(dict.fromkeys(r.deployment for r in rs)), calls=len(rs),
             errors=sum(not r.ok for r in rs), p50_s=_pct(lat, 50), p95_s=_pct(lat, 95),
             prompt_tokens=sum(r.prompt_tokens for r in rs),
             completion_tokens=sum(r.completion_tokens for r in rs),
-            energy_j=sum(r.energy_j or 0.0 for r in rs) if labels else None,
-            energy_label="/".join(sorted(labels)) or "unknown",
+            energy_j=sum(r.energy_j or 0.0 for r in rs) if known else None,
+            energy_label="/".join(sorted(labels)),
+            cost_usd=sum(costs) if costs else None,
         ))
     return out

@@ -168,8 +168,10 @@ class ScriptedServer:
     """The server; use as a context manager or call start()/stop()."""
 
     def __init__(self, responder: Responder | None = None, *, name: str = "scripted",
-                 token_delay_s: float = 0.0, service: ServiceTime | Mapping[str, ServiceTime] | None = None) -> None:
+                 token_delay_s: float = 0.0, service: ServiceTime | Mapping[str, ServiceTime] | None = None,
+                 models: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.models = models or (name,)  # what GET /v1/models lists (any model name is answered)
         self.responder = responder or _default_reply
         self.token_delay_s = token_delay_s
         self.service = service
@@ -282,8 +284,8 @@ class ScriptedServer:
             return JSONResponse({"status": "ok"})
 
         async def models(_: Request) -> Response:
-            return JSONResponse({"object": "list", "data": [{"id": self.name, "object": "model", "created": 0,
-                                                             "owned_by": "murakkab-lg"}]})
+            return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                                             "owned_by": "murakkab-lg"} for m in self.models]})
 
         return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
                                  Route("/health", health), Route("/v1/models", models)])

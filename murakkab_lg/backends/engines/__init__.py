@@ -18,6 +18,8 @@ EngineFactory = Callable[[Deployment, int], EngineAdapter]
 _REGISTRY: dict[str, str | EngineFactory] = {
     "llamacpp": "murakkab_lg.backends.engines.factories:llamacpp",
     "vllm": "murakkab_lg.backends.engines.factories:vllm",
+    "openai": "murakkab_lg.backends.engines.factories:openai",  # an existing OpenAI-compatible server
+    "api": "murakkab_lg.backends.engines.factories:api",  # a hosted model through litellm
 }
 
 

@@ -39,6 +39,11 @@ class EngineAdapter(ABC):
         """CPU time the engine has used so far, for estimated energy (None if unknown)."""
         return None
 
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What a call cost in money where the engine has a price (hosted APIs); None otherwise
+        (a self-hosted engine's cost is its energy and hardware, not a per-token price)."""
+        return None
+
     @abstractmethod
     def complete(self, body: Body) -> Body: ...
 
@@ -63,6 +68,7 @@ class HttpEngine(EngineAdapter):
     """Forwards OpenAI chat requests to `base_url`; subclasses own the process behind it."""
 
     base_url: str = ""
+    api_prefix: str = "/v1"  # where the OpenAI API sits under base_url
     api_key: str | None = None
 
     def __init__(self, name: str) -> None:
@@ -76,7 +82,8 @@ class HttpEngine(EngineAdapter):
         if api is None or api.base_url != self.base_url.rstrip("/"):
             if api is not None:
                 api.close()
-            api = self._api = OpenAIClient(self.base_url, who=f"engine {self.name!r}", api_key=self.api_key)
+            api = self._api = OpenAIClient(self.base_url, who=f"engine {self.name!r}", prefix=self.api_prefix,
+                                           api_key=self.api_key)
         return api
 
     @property

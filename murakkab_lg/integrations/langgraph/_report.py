@@ -41,6 +41,12 @@ class RunReport(BaseModel):
         return len(self.records)
 
     @property
+    def cost_usd(self) -> float | None:
+        """Money spent on priced (hosted) calls in this run; None when no call had a price."""
+        known = [n.cost_usd for n in self.nodes if n.cost_usd is not None]
+        return sum(known) if known else None
+
+    @property
     def energy_j(self) -> float | None:
         known = [n.energy_j for n in self.nodes if n.energy_j is not None]
         return sum(known) if known else None
@@ -67,13 +73,16 @@ class RunReport(BaseModel):
         from rich.table import Table
 
         t = Table(title=f"{self.workflow}: {self.calls} routed calls in {self.wall_s:.2f} s",
-                  caption="energy: estim. = CPU-time share x W/core; meas. = NVML")
-        for col in ("node", "intent", "deployment", "calls", "p50 s", "p95 s", "tokens in/out", "energy J"):
+                  caption="energy: estim. = CPU-time share x W/core; meas. = NVML; n/a = unknown (hosted APIs). "
+                          "cost: litellm's price map")
+        for col in ("node", "intent", "deployment", "calls", "p50 s", "p95 s", "tokens in/out", "energy J",
+                    "cost $"):
             t.add_column(col, justify="right" if col not in ("node", "intent", "deployment") else "left")
         for n in self.nodes:
             energy = "n/a" if n.energy_j is None else f"{n.energy_j:.2f} {n.energy_label[:4]}."
+            cost = "-" if n.cost_usd is None else f"{n.cost_usd:.2e}"
             t.add_row(n.node, n.intent or "-", ", ".join(n.deployments), str(n.calls),
-                      f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy)
+                      f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy, cost)
         return t
 
     def __rich__(self) -> Any:
