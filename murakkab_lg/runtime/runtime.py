@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from murakkab_lg.catalog.profiles import ProfileStore
@@ -94,6 +95,13 @@ class Runtime:
             raise ConfigError("no embedded model is downloaded. To fix: run `murakkab models pull`.")
         return cls(embedded_deployments(chosen), shipped_profiles(), **kwargs)
 
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> Runtime:
+        """The Runtime a YAML/JSON config file describes (schema: murakkab_lg/runtime/config.py)."""
+        from murakkab_lg.runtime.config import runtime_from_config
+
+        return runtime_from_config(path, **overrides)
+
     # -- planning -----------------------------------------------------------------------------
     def candidates(self) -> tuple[Candidate, ...]:
         out = []
@@ -103,8 +111,10 @@ class Runtime:
                 out.append(Candidate(deployment=d, profile=prof))
         if not out:
             raise ConfigError(
-                f"no profile for any deployment ({', '.join(self.deployments)}). To fix: run "
-                "`murakkab profile`."
+                f"planning by intent needs profiles, and no deployment has one ({', '.join(self.deployments)}). "
+                "To fix: measure them with `murakkab profile --config <your config>` (the embedded models: "
+                "`murakkab profile`) and list the file under `profiles`, or name a deployment in the request "
+                "(model='<deployment>')."
             )
         return tuple(out)
 
