@@ -53,7 +53,8 @@ def test_valid_yaml_and_json_configs_build_a_runtime(tmp_path: Path) -> None:
     ("max_queue: -1\n", "max_queue"),
     ("objective: speed\n", "objective"),
     ("polcy: greedy\n", "polcy"),  # a typo is an error, not a silent default
-    ("deployments: [{name: a, model: a, engine: {engine: llamacpp}}]\n", "profiles"),
+    ("deployments: [{name: a, model: a, engine: {engine: llamacpp}}]\nembedded_models: [tiny]\n", "not both"),
+    ("deployments: [{name: a, model: a, engine: {engine: openai, base_url: 'localhost:8000'}}]\n", "base_url"),
     ("engine_factory: not_dotted\n", "package.module:function"),
     ("- just\n- a list\n", "mapping"),
     ("max_queue: [\n", "not valid YAML"),
@@ -68,6 +69,8 @@ def test_invalid_configs_name_the_key_and_the_fix(tmp_path: Path, content: str, 
 def test_missing_file_and_unknown_warm_deployment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--config"):
         load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="murakkab profile --config"):
+        build_runtime(load_config(write_setup(tmp_path, profiles=["not-measured-yet.json"])))
     with pytest.raises(ConfigError, match="warm names unknown deployment 'huge'"):
         build_runtime(load_config(write_setup(tmp_path, warm=["huge"])))
 
