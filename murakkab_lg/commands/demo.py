@@ -1,4 +1,4 @@
-"""`murakkab demo [--quick] [--json PATH]`: the ticket-triage workflow, static-largest vs planned."""
+"""`murakkab demo [--quick] [--pairs N] [--json PATH]`: the ticket-triage workflow, static-largest vs planned."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from murakkab_lg.errors import ConfigError
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Run the ticket-triage demo on the embedded CPU "
                                 "engines: first the largest model everywhere (static), then the runtime's plan.")
-    p.add_argument("--quick", action="store_true", help="12 tickets instead of all 24 (about half the time)")
-    p.add_argument("--items", type=int, default=None, help="number of tickets (overrides --quick)")
+    p.add_argument("--quick", action="store_true", help="10 held-out tickets and one pair (about a sixth of the time)")
+    p.add_argument("--items", type=int, default=None,
+                   help="number of held-out tickets (default all 20; overrides --quick)")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="static/planned pairs, run in alternating order (default 3; 1 with --quick)")
     p.add_argument("--concurrency", type=int, default=4, help="tickets in flight at once (default 4)")
     p.add_argument("--policy", default="greedy", help="planning policy for the planned run (default greedy)")
     p.add_argument("--json", type=Path, default=None, help="also save the results as JSON here")
@@ -33,11 +36,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"the demo needs every ladder model; missing: {', '.join(missing)}. "
                           "To fix: run `murakkab models pull --all`.")
     console = Console()
-    items = args.items or (12 if args.quick else None)
-    with Runtime.embedded(policy=args.policy) as runtime, console.status("running static, then planned ..."):
-        result = run_demo(runtime, items=items, concurrency=args.concurrency)
+    items = args.items or (10 if args.quick else None)
+    pairs = args.pairs or (1 if args.quick else 3)
+    if pairs < 1:
+        raise ConfigError(f"--pairs {pairs}: need at least one static/planned pair")
+    with Runtime.embedded(policy=args.policy) as runtime, \
+            console.status(f"running {pairs} static/planned pair(s) in alternating order ..."):
+        result = run_demo(runtime, items=items, concurrency=args.concurrency, pairs=pairs)
     print_demo(result, console)
     if args.json:
         args.json.write_text(result.model_dump_json(indent=1) + "\n")
         console.print(f"saved {args.json}")
-    return 0 if result.planned.all_quality_ok else 1
+    return 0 if all(r.all_quality_ok for r in result.planned_runs) else 1

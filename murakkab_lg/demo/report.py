@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from murakkab_lg.demo.run import DemoResult, RunResult
+from murakkab_lg.demo.run import DemoResult, RunResult, Spread
 
 __all__ = ("print_demo",)
 
@@ -24,22 +24,32 @@ def _run_table(title: str, run: RunResult) -> Table:
     return t
 
 
+def _spread(s: Spread, fmt: str) -> str:
+    return f"{s.median:{fmt}} ({s.low:{fmt}}-{s.high:{fmt}})"
+
+
 def print_demo(result: DemoResult, console: Console | None = None) -> None:
     console = console or Console()
     if not console.is_terminal and console.width < 120:  # piped output: don't fold the tables
         console.width = 120
-    console.print(f"[bold]murakkab demo[/]: ticket triage, {result.items} tickets, concurrency "
-                  f"{result.concurrency}, {result.machine}, {result.date}")
+    console.print(f"[bold]murakkab demo[/]: ticket triage, {result.items} {result.split} tickets, concurrency "
+                  f"{result.concurrency}, {result.pairs} pair(s) in alternating order, engines share "
+                  f"{result.cores} cores, {result.machine}, {result.date}")
     console.print(f"profiles: {result.profile_source}")
-    console.print(_run_table(f"static ({result.static.nodes[0].model} everywhere)", result.static))
-    console.print(_run_table(f"planned ({result.planned.policy})", result.planned))
-    totals = Table(title="totals", title_justify="left")
-    for col in ("run", "wall s", "energy J (estimated)", "tokens", "all floors met"):
+    console.print(_run_table(f"static ({result.static.nodes[0].model} everywhere; median run)", result.static))
+    console.print(_run_table(f"planned ({result.planned.policy}; median run)", result.planned))
+    totals = Table(title=f"totals over {result.pairs} pair(s): median (low-high)", title_justify="left")
+    for col in ("run", "wall s", "energy J (estimated)", "all floors met in every run"):
         totals.add_column(col, justify="right" if col != "run" else "left")
-    for name, run in (("static", result.static), ("planned", result.planned)):
-        totals.add_row(name, f"{run.wall_s:.1f}", f"{run.energy_j:,.0f}", f"{run.tokens:,}",
-                       "yes" if run.all_quality_ok else "[red]NO[/]")
-    totals.add_row("static / planned", f"{result.speedup:.2f}x", f"{result.energy_ratio:.2f}x", "", "")
+    for name, wall, energy, runs in (("static", result.static_wall_s, result.static_energy_j, result.static_runs),
+                                     ("planned", result.planned_wall_s, result.planned_energy_j,
+                                      result.planned_runs)):
+        totals.add_row(name, _spread(wall, ".1f"), _spread(energy, ",.0f"),
+                       "yes" if all(r.all_quality_ok for r in runs) else "[red]NO[/]")
+    totals.add_row("static / planned (medians)", f"{result.speedup:.2f}x", f"{result.energy_ratio:.2f}x", "")
+    totals.add_row("per pair", ", ".join(f"{x:.2f}x" for x in result.pair_speedups),
+                   ", ".join(f"{x:.2f}x" for x in result.pair_energy_ratios), "")
     console.print(totals)
+    console.print("run order: " + ", ".join(result.order))
     console.print(f"energy is estimated: engine CPU-seconds x {result.watts_per_core:.2f} W per busy core "
                   f"({result.watts_source})")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from murakkab_lg.evals.base import EvalItem, EvalSet, load_json_data, register_eval_set
 from murakkab_lg.spec import register_intent
 
-__all__ = ("ACTIONS", "SENTIMENTS", "TASKS", "Ticket", "tickets")
+__all__ = ("ACTIONS", "SENTIMENTS", "TASKS", "Split", "Ticket", "tickets")
 
 SENTIMENTS = ("positive", "negative", "neutral")
 ACTIONS = ("replace", "refund", "escalate", "none")
@@ -27,8 +27,17 @@ def _data() -> dict[str, Any]:
     return load_json_data("murakkab_lg.demo", "data/tickets.json")
 
 
-def tickets() -> list[Ticket]:
-    return list(_data()["tickets"])
+Split = Literal["calibration", "heldout"]
+
+
+def tickets(split: Split | None = None) -> list[Ticket]:
+    """The labelled tickets, or one split of them.
+
+    `murakkab profile` measures the triage intents on the calibration split and `murakkab demo`
+    scores its runs on the held-out split, so the quality the planner relied on is never checked on
+    the items it was measured on (no ticket is in both).
+    """
+    return [t for t in _data()["tickets"] if split is None or t["split"] == split]
 
 
 def policy() -> str:
@@ -152,7 +161,7 @@ for _name, _metric in TASKS.items():
 
 
 def _set(name: str) -> EvalSet:
-    ts = tickets()
+    ts = tickets("calibration")
     if name == "triage.sentiment":
         items = [EvalItem(id=t["id"], messages=tuple(sentiment_messages(t)), reference=t["sentiment"]) for t in ts]
         return EvalSet(name=name, intent=name, metric=TASKS[name], items=tuple(items),

@@ -71,7 +71,7 @@ def test_demo_graph_runs_on_real_engines(tiny_model: str, small_model: str) -> N
         wf = workflow_from_graph(build_graph(_NoLLM()), name="triage")
         with pytest.raises(PlanInfeasibleError, match=r"node 'decide': min_quality 0.45, best available 0.25"):
             rt.plan(wf)
-        run = run_plan(rt, rt.plan(wf, policy=StaticPolicy()), tasks.tickets()[:2], concurrency=2)
+        run = run_plan(rt, rt.plan(wf, policy=StaticPolicy()), tasks.tickets("heldout")[:2], concurrency=2)
     assert [n.name for n in run.nodes] == list(ANNOTATIONS)
     assert all(n.calls == 2 and n.tokens > 0 and n.energy_j > 0 for n in run.nodes)
     assert {n.model for n in run.nodes} == {small_model} and run.energy_label == "estimated"
