@@ -1,0 +1,307 @@
+"""Regenerate docs/results.md and docs/results.json: the paper's claims, our simulated reproduction
+on published GPU profiles, and our real CPU measurements, side by side and each labelled.
+
+    python benchmarks/reproduce.py             # full: 3 rates x 1,200 simulated s per policy, plus the speed run
+    python benchmarks/reproduce.py --quick     # under 2 minutes: one rate, 300 simulated s, no speed run
+    python benchmarks/reproduce.py --demo-json run.json   # validate the simulator against that demo run
+
+Labels: *published* (a paper's or a leaderboard's figure), *simulated* (this simulator on published
+profiles), *measured* (a real run on this machine; wall time by the clock), *estimated* (energy
+of CPU runs: engine CPU-seconds x W per core). Nothing simulated is ever called measured.
+The machine is shared while these run, so the speed figure is a ceiling, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from murakkab_lg.commands.plan import _candidates, load_workflow_file  # noqa: E402
+from murakkab_lg.commands.simulate import resolve_workflow  # noqa: E402
+from murakkab_lg.sim import Arrivals, load_sim_spec, simulate  # noqa: E402
+from murakkab_lg.sim.metrics import USD_PER_GPU_HOUR, USD_PER_GPU_HOUR_SOURCE  # noqa: E402
+
+PAPER = [
+    ("workflow completion time", "up to ~3.4x faster", "Murakkab, workshop version (video QA and code generation)"),
+    ("energy efficiency", "up to ~4.5x better", "Murakkab, workshop version"),
+    ("GPUs", "up to 2.8x fewer", "Murakkab, full version, while meeting SLOs"),
+    ("energy", "up to 3.7x less", "Murakkab, full version"),
+    ("cost", "up to 4.3x lower", "Murakkab, full version"),
+]
+WORKFLOWS = ("video_qa", "codegen")
+POLICIES = ("static", "router", "greedy", "milp")
+
+
+def h100_candidates() -> tuple:  # type: ignore[type-arg]
+    cands, _ = _candidates("published", [], [])
+    return tuple(c for c in cands if c.deployment.placement.device == "H100")
+
+
+def run_sims(rates: list[float], duration: float, seed: int) -> list[dict[str, Any]]:
+    cands = h100_candidates()
+    rows = []
+    for name in WORKFLOWS:
+        path = resolve_workflow(name)
+        wf, spec = load_workflow_file(path)[0][0], load_sim_spec(path)
+        for rate in rates:
+            for pol in POLICIES:
+                res, _ = simulate(pol, wf, cands, Arrivals(rate_per_s=rate, duration_s=duration), sim=spec, seed=seed)
+                row = res.model_dump(exclude={"completion_s"})
+                row["workflow"] = name
+                row["assumptions"] = list(spec.assumptions)
+                rows.append(row)
+                print(f"  {name} {pol} @ {rate:g}/s: p50 {res.p50_s:.1f} s, {res.energy_per_workflow_j:,.0f} J/wf, "
+                      f"{res.gpus} GPUs ({res.wall_s:.1f} s)", flush=True)
+    return rows
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for name in WORKFLOWS:
+        for rate in sorted({r["rate_per_s"] for r in rows if r["workflow"] == name}):
+            at = {r["policy"]: r for r in rows if r["workflow"] == name and r["rate_per_s"] == rate}
+            s, rt = at["static"], at["router"]
+            for pol in ("router", "greedy", "milp"):
+                p = at[pol]
+                out.append({
+                    "workflow": name, "rate_per_s": rate, "policy": pol,
+                    "completion_p50_vs_static": s["p50_s"] / p["p50_s"],
+                    "completion_p95_vs_static": s["p95_s"] / p["p95_s"],
+                    "energy_efficiency_vs_static": s["energy_per_workflow_j"] / p["energy_per_workflow_j"],
+                    "gpus_vs_static": s["gpus"] / p["gpus"] if p["gpus"] else float("nan"),
+                    "cost_vs_static": s["cost_per_1k_workflows_usd"] / p["cost_per_1k_workflows_usd"],
+                    "energy_vs_router": rt["energy_per_workflow_j"] / p["energy_per_workflow_j"],
+                    "slo_attainment": p["slo_attainment"], "router_slo_attainment": rt["slo_attainment"],
+                    "static_slo_attainment": s["slo_attainment"],
+                })
+    return out
+
+
+def speed_run() -> dict[str, Any]:
+    """One simulated hour at 50 runs/s of each workflow under the MILP plan, and how it scales."""
+    cands = h100_candidates()
+    out: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "runs": []}
+    for name in WORKFLOWS:
+        path = resolve_workflow(name)
+        wf, spec = load_workflow_file(path)[0][0], load_sim_spec(path)
+        for rate, dur in ((50.0, 3600.0), (10.0, 3600.0), (50.0, 900.0)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            _, o = simulate("milp", wf, cands, Arrivals(rate_per_s=rate, duration_s=dur), sim=spec)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            out["runs"].append({"workflow": name, "rate_per_s": rate, "simulated_s": dur, "wall_s": wall,
+                                "cpu_s": cpu, "events": o.events, "workflows": o.completed,
+                                "us_per_event": 1e6 * cpu / max(1, o.events)})
+            print(f"  speed {name} {rate:g}/s x {dur:g} s: {wall:.1f} s wall, {cpu:.1f} CPU s, {o.events:,} events",
+                  flush=True)
+    return out
+
+
+def validation(demo_json: Path) -> dict[str, Any] | None:
+    from murakkab_lg.catalog.embedded import embedded_deployments, shipped_profiles
+    from murakkab_lg.demo.graph import ANNOTATIONS, EDGES, WORKFLOW_NAME
+    from murakkab_lg.sim.validate import validate_demo
+    from murakkab_lg.spec import Workflow, WorkflowNode
+
+    demo = json.loads(demo_json.read_text())
+    wf = Workflow(name=WORKFLOW_NAME, nodes=tuple(WorkflowNode(name=n, intent=i) for n, i in ANNOTATIONS.items()),
+                  edges=EDGES)
+    store = shipped_profiles()
+    profiles = {p.deployment: p for p in store}
+    checks = validate_demo(demo, wf, embedded_deployments(), profiles, host_cores=os.cpu_count() or 1)
+    return {"demo_json": str(demo_json), "demo": {k: demo[k] for k in ("date", "machine", "items", "concurrency")},
+            "profile_sources": store.sources, "runs": [c.model_dump() for c in checks], "demo_result": demo}
+
+
+# -- the page -------------------------------------------------------------------------------------
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def render(data: dict[str, Any]) -> str:
+    L: list[str] = []
+    a = L.append
+    a("# Results: the paper's claims, our simulated reproduction, our CPU measurements")
+    a("")
+    a(f"Generated by `python benchmarks/reproduce.py{' --quick' if data['quick'] else ''}` on {data['date']} "
+      f"({data['machine']}); raw figures in [results.json](results.json). Labels: **published** (a paper or a "
+      "leaderboard), **simulated** (`murakkab_lg.sim` on published profiles), **measured** (a real run here), "
+      "**estimated** (CPU energy: engine CPU-seconds x W per core).")
+    a("")
+    a("## 1. The paper's claims (published)")
+    a("")
+    a("| what | claim | source |")
+    a("| --- | --- | --- |")
+    for what, claim, src in PAPER:
+        a(f"| {what} | {claim} | {src} |")
+    a("")
+    a("## 2. Simulated reproduction on published GPU profiles (simulated)")
+    a("")
+    a("Setup: ML.ENERGY v3.0 vLLM rows on H100 (Llama-3.1-8B x1 GPU, Llama-3.1-70B and Llama-3.3-70B x4 GPUs; "
+      "points at concurrencies 1, 2, 4 are **fitted**, the rest **published**), model-card quality "
+      "(catalog/data/model_card_quality.csv); workflows `murakkab_lg/sim/workflows/{video_qa,codegen}.yaml` "
+      f"with their stated assumptions; Poisson arrivals for {data['duration_s']:g} simulated s per point, seed "
+      f"{data['seed']}; each deployment sized to the load by one rule for every policy (mean concurrency <= 64 "
+      "sequences per replica by Little's law); GPUs counted by the runtime's packer (whole GPUs per replica); cost = "
+      f"GPU-hours x ${USD_PER_GPU_HOUR:g} ({USD_PER_GPU_HOUR_SOURCE}). Energy is GPU energy from the published "
+      "power at each concurrency; idle GPUs draw nothing (no published idle figure), so energy favours no policy "
+      "for idling.")
+    a("")
+    a("Policies: **static** = the largest model for every node (policies/static.py); **router** = per-request "
+      "router, cheapest model per request whose quality for the request's intent clears the bar, one bar per "
+      "intent (sim/router.py); **greedy** and **milp** = the planner's plans (policies.get_policy). The adaptive "
+      "runtime (runtime/control.py) had not landed when this ran: no adaptive row (the seam is "
+      "`sim.scenario.simulate(controller=...)`).")
+    a("")
+    for name in WORKFLOWS:
+        rows = [r for r in data["sims"] if r["workflow"] == name]
+        a(f"### {name}")
+        a("")
+        a("| policy | rate/s | p50 s | p95 s | SLO met | J/workflow | GPUs | GPU-h | $/1k wf | nodes -> deployment |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for r in rows:
+            assign = ", ".join(f"{k}: {v.split('@')[0].replace('-instruct', '')}" for k, v in r["assignment"].items())
+            a(f"| {r['policy']} | {r['rate_per_s']:g} | {r['p50_s']:.1f} | {r['p95_s']:.1f} | "
+              f"{_pct(r['slo_attainment'])} | {r['energy_per_workflow_j']:,.0f} | {r['gpus']} | {r['gpu_hours']:.2f} | "
+              f"{r['cost_per_1k_workflows_usd']:.2f} | {assign} |")
+        a("")
+        a("Assumptions (from the workflow file):")
+        for s in rows[0]["assumptions"]:
+            a(f"- {s}")
+        a("")
+    a("### Ratios (simulated; > 1 means the policy is better than the baseline)")
+    a("")
+    a("| workflow | rate/s | policy | completion p50 vs static | energy eff. vs static | GPUs vs static | "
+      "cost vs static | energy vs router | SLO met (policy / router / static) |")
+    a("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in data["ratios"]:
+        a(f"| {r['workflow']} | {r['rate_per_s']:g} | {r['policy']} | {r['completion_p50_vs_static']:.2f}x | "
+          f"{r['energy_efficiency_vs_static']:.2f}x | {r['gpus_vs_static']:.2f}x | {r['cost_vs_static']:.2f}x | "
+          f"{r['energy_vs_router']:.2f}x | {_pct(r['slo_attainment'])} / {_pct(r['router_slo_attainment'])} / "
+          f"{_pct(r['static_slo_attainment'])} |")
+    a("")
+    a(data["reading"])
+    a("")
+    a("## 3. Real CPU measurements and the simulator's prediction of them (measured / estimated / simulated)")
+    a("")
+    v = data.get("validation")
+    if not v:
+        a("No demo run given (`--demo-json FILE`, written by `murakkab demo --json FILE`): nothing measured here.")
+    else:
+        d = v["demo"]
+        a(f"`murakkab demo` ({v['demo_json']}): {d['items']} tickets, {d['concurrency']} in flight, {d['machine']}, "
+          f"{d['date']}. Wall time **measured**; energy **estimated** by the demo; the simulator's figures are "
+          f"**simulated** from the shipped CPU profile ({'; '.join(v['profile_sources'])}) with the same closed "
+          "loop, models, parallel slots and llama.cpp threads sharing the host's cores. Goal: totals within 15%.")
+        a("")
+        a("| run | wall s measured | wall s simulated | error | energy J estimated | energy J simulated | error | "
+          "within 15% |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for r in v["runs"]:
+            a(f"| {r['run']} | {r['measured_wall_s']:.1f} | {r['simulated_wall_s']:.1f} | "
+              f"{100 * r['wall_error']:+.1f}% | "
+              f"{r['measured_energy_j']:,.0f} | {r['simulated_energy_j']:,.0f} | {100 * r['energy_error']:+.1f}% | "
+              f"{'yes' if r['within_bound'] else 'no'} |")
+        a("")
+        a("| run | node | model | calls | p50 s measured | p50 s simulated | error | energy J estimated | "
+          "energy J simulated | error |")
+        a("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in v["runs"]:
+            for n in r["nodes"]:
+                a(f"| {r['run']} | {n['node']} | {n['model']} | {n['calls']} | {n['measured_p50_s']:.2f} | "
+                  f"{n['simulated_p50_s']:.2f} | {100 * n['p50_error']:+.0f}% | {n['measured_energy_j']:,.0f} | "
+                  f"{n['simulated_energy_j']:,.0f} | {100 * n['energy_error']:+.0f}% |")
+        dr = v["demo_result"]
+        a("")
+        a(f"Measured on this CPU (static / planned): {dr['speedup']:.2f}x wall time, {dr['energy_ratio']:.2f}x "
+          "energy (estimated).")
+    a("")
+    a("## 4. Simulator speed")
+    a("")
+    sp = data.get("speed")
+    if not sp:
+        a("Not measured in `--quick` mode.")
+    else:
+        a(f"{sp['cores']} cores ({sp['cpu']}), shared with other work while it ran: wall time depends on the "
+          "load others put on the machine, CPU time (process time, one core) is the simulator's own cost:")
+        a("")
+        a("| workflow | rate/s | simulated s | wall s | CPU s | events | CPU µs/event |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in sp["runs"]:
+            a(f"| {r['workflow']} | {r['rate_per_s']:g} | {r['simulated_s']:g} | {r['wall_s']:.1f} | "
+              f"{r['cpu_s']:.1f} | "
+              f"{r['events']:,} | {r['us_per_event']:.1f} |")
+        a("")
+        a("Cost is linear in events (arrivals + request completions + fixed-stage timers): events scale with rate x "
+          "simulated time x calls per run, not with concurrency; fan-out copies travel as one event.")
+    a("")
+    return "\n".join(L) + "\n"
+
+
+def reading(ratios_: list[dict[str, Any]]) -> str:
+    best = {}
+    for r in ratios_:
+        if r["policy"] == "milp":
+            best.setdefault(r["workflow"], []).append(r)
+    parts = ["How to read it (generated from the figures above):"]
+    for wf, rs in best.items():
+        top = max(rs, key=lambda r: r["energy_efficiency_vs_static"])
+        parts.append(
+            f"- {wf}: the MILP plan is at best {top['energy_efficiency_vs_static']:.2f}x as energy-efficient as static "
+            f"(at {top['rate_per_s']:g}/s), {max(r['completion_p50_vs_static'] for r in rs):.2f}x faster at p50 at "
+            f"best, uses up to {max(r['gpus_vs_static'] for r in rs):.2f}x fewer GPUs, and "
+            f"{max(r['energy_vs_router'] for r in rs):.2f}x less energy than the per-request router at best.")
+    parts.append(
+        "- Why not the paper's 3.4x / 4.5x: our ladder on H100 has only two sizes (8B and 70B) with model-card "
+        "quality; nodes whose floor needs a 70B model cost the same under every policy, and completion time is "
+        "bounded below by the fixed non-LLM stages and by the 70B nodes on the critical path. The paper's gains "
+        "also come from choices this reproduction does not model (other GPU kinds and CPU offload per stage, "
+        "batching and parallelism per stage).")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one rate, 300 simulated s, no speed run (< 2 minutes)")
+    ap.add_argument("--demo-json", type=Path, default=ROOT / "docs" / "demo_run.json",
+                    help="a `murakkab demo --json` file to validate against (default docs/demo_run.json if present)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = ap.parse_args(argv)
+    rates = [10.0] if args.quick else [2.0, 10.0, 40.0]
+    duration = 300.0 if args.quick else 1200.0
+    t0 = time.perf_counter()
+    print("simulating ...", flush=True)
+    sims = run_sims(rates, duration, args.seed)
+    rat = ratios(sims)
+    data: dict[str, Any] = {
+        "quick": args.quick, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "duration_s": duration, "seed": args.seed,
+        "rates": rates, "sims": sims, "ratios": rat, "reading": reading(rat),
+        "usd_per_gpu_hour": USD_PER_GPU_HOUR, "usd_per_gpu_hour_source": USD_PER_GPU_HOUR_SOURCE,
+        "paper": [{"what": w, "claim": c, "source": s, "label": "published"} for w, c, s in PAPER],
+    }
+    if args.demo_json and args.demo_json.is_file():
+        print(f"validating against {args.demo_json} ...", flush=True)
+        data["validation"] = validation(args.demo_json)
+    if not args.quick:
+        print("speed ...", flush=True)
+        data["speed"] = speed_run()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    (args.out / "results.md").write_text(render(data))
+    print(f"wrote {args.out / 'results.md'} and results.json in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
