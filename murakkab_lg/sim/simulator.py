@@ -100,14 +100,37 @@ class _Run:
         self.left = n
 
 
-Chooser = Callable[[SimNode], str]
+class LiveView:
+    """What a per-call chooser may look at, as the runtime's router sees it live: calls in flight
+    (running + queued sequences) per deployment, and its recent per-call latency (an exponentially
+    weighted mean over completed calls; None before the first)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+
+    def inflight(self, deployment: str) -> int:
+        return sum(r.running + r.queued for r in self._sim.replicas[deployment])
+
+    def service(self, deployment: str) -> float | None:
+        return self._sim.recent_latency.get(deployment)
+
+    def available(self, deployment: str) -> bool:
+        return deployment in self._sim.replicas
+
+    @property
+    def now(self) -> float:
+        return self._sim.now
+
+
+Chooser = Callable[[SimNode, LiveView], str]
 
 
 class Simulation:
     """One simulated fleet running one workflow under one assignment of nodes to deployments.
 
     `assign` maps each LLM node to a deployment name (a plan), or is a function called for every
-    request (a per-request router). `host_cores` gives the cores of CPU hosts: replicas there
+    request with the node and a `LiveView` (a per-request router, or the runtime's per-call spill
+    decision driven by simulated telemetry). `host_cores` gives the cores of CPU hosts: replicas there
     that run at once with more threads than cores slow down in proportion.
     """
 
@@ -129,6 +152,8 @@ class Simulation:
         self._owner: dict[int, str] = {id(r): d for d, rs in self.replicas.items() for r in rs}
         self.node_dep: list[str | None] = [None] * len(template.nodes)
         self.chooser: Chooser | None = None
+        self.recent_latency: dict[str, float] = {}  # per deployment, kept only for a chooser
+        self.view = LiveView(self)
         if callable(assign):
             self.chooser = assign
         else:
@@ -183,7 +208,7 @@ class Simulation:
             return
         width = self._draw(node.fanout)
         run.outstanding[node.index] = width
-        dep = self.node_dep[node.index] or self.chooser(node)  # type: ignore[misc]
+        dep = self.node_dep[node.index] or self.chooser(node, self.view)  # type: ignore[misc]
         reps = self.replicas[dep]
         rep = reps[0]
         if len(reps) > 1:  # least loaded replica (running + queued sequences), first ready on ties
@@ -250,6 +275,11 @@ class Simulation:
             st.output_tokens += req.output_tokens * req.weight
             if self.record:
                 st.latencies_s.extend([now - req.submitted_s] * req.weight)
+            if self.chooser is not None:
+                dep = self._owner[id(rep)]
+                old = self.recent_latency.get(dep)
+                lat = now - req.submitted_s
+                self.recent_latency[dep] = lat if old is None else 0.8 * old + 0.2 * lat
             run = req.owner
             run.outstanding[req.tag] -= req.weight  # type: ignore[attr-defined]
             if run.outstanding[req.tag] == 0:  # type: ignore[attr-defined]

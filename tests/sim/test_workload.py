@@ -83,3 +83,18 @@ def test_trace_arrivals(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "bad.csv").write_text("t\n1\n")
     with pytest.raises(ConfigError, match="time_s"):
         arrival_times(Arrivals(kind="trace", trace_csv=str(tmp_path / "bad.csv")), np.random.default_rng(0))
+
+
+def test_per_call_chooser_sees_live_state() -> None:
+    wf = Workflow(name="c", nodes=(WorkflowNode(name="a", intent=Intent("answer", expected_output_tokens=10)),))
+    deps = [SimDeployment(name=n, rates=rates_from_profile(profile([(1, 0.01, 100.0)]), 1)) for n in ("p", "q")]
+    seen = []
+
+    def spill(node, view):  # type: ignore[no-untyped-def]
+        seen.append((view.inflight("p"), view.service("p")))
+        return "p" if view.inflight("p") == 0 else "q"  # spill when the primary is busy
+
+    out = Simulation(compile_workflow(wf), deps, spill, seed=0).run(Arrivals(kind="closed", clients=2, total=2))
+    assert out.nodes["a"].calls == 2 and list(out.completion_s) == pytest.approx([0.1, 0.1])
+    assert out.deployments["p"].busy_s == pytest.approx(0.1) and out.deployments["q"].busy_s == pytest.approx(0.1)
+    assert seen[0] == (0, None) and seen[1][0] == 1
