@@ -24,7 +24,7 @@ from murakkab_lg.errors import ConfigError
 from murakkab_lg.sim.engine import Rates, Replica, Request
 from murakkab_lg.sim.workload import Arrivals, SimNode, Template, arrival_times, draw_count
 
-__all__ = ("ControlState", "DeploymentStats", "NodeStats", "SimDeployment", "SimOutcome", "Simulation")
+__all__ = ("ControlState", "DeploymentStats", "LiveView", "NodeStats", "SimDeployment", "SimOutcome", "Simulation")
 
 _ARRIVAL, _REPLICA, _TIMER, _READY, _CONTROL = range(5)
 
