@@ -127,6 +127,12 @@ def validation(demo_json: Path) -> dict[str, Any] | None:
 
 
 # -- the page -------------------------------------------------------------------------------------
+def _table(header: str, align: str, rows: list[list[str]]) -> list[str]:
+    """A markdown table: `header` is 'a | b | c', `align` one of 'l'/'r' per column."""
+    out = [f"| {header} |", "| " + " | ".join("---:" if c == "r" else "---" for c in align) + " |"]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
@@ -173,13 +179,14 @@ def render(data: dict[str, Any]) -> str:
         rows = [r for r in data["sims"] if r["workflow"] == name and r["gpu"] == gpu]
         a(f"### {name} on {gpu}")
         a("")
-        a("| policy | rate/s | p50 s | p95 s | SLO met | J/workflow | GPUs | GPU-h | $/1k wf | nodes -> deployment |")
-        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-        for r in rows:
-            assign = ", ".join(f"{k}: {v.split('@')[0].replace('-instruct', '')}" for k, v in r["assignment"].items())
-            a(f"| {r['policy']} | {r['rate_per_s']:g} | {r['p50_s']:.1f} | {r['p95_s']:.1f} | "
-              f"{_pct(r['slo_attainment'])} | {r['energy_per_workflow_j']:,.0f} | {r['gpus']} | {r['gpu_hours']:.2f} | "
-              f"{r['cost_per_1k_workflows_usd']:.2f} | {assign} |")
+        L.extend(_table(
+            "policy | rate/s | p50 s | p95 s | SLO met | J/workflow | GPUs | GPU-h | $/1k wf | nodes -> deployment",
+            "lrrrrrrrrl",
+            [[r["policy"], f"{r['rate_per_s']:g}", f"{r['p50_s']:.1f}", f"{r['p95_s']:.1f}", _pct(r["slo_attainment"]),
+              f"{r['energy_per_workflow_j']:,.0f}", str(r["gpus"]), f"{r['gpu_hours']:.2f}",
+              f"{r['cost_per_1k_workflows_usd']:.2f}",
+              ", ".join(f"{k}: {v.split('@')[0].replace('-instruct', '')}" for k, v in r["assignment"].items())]
+             for r in rows]))
         a("")
         a("Assumptions (from the workflow file):")
         for s in rows[0]["assumptions"]:
@@ -187,15 +194,14 @@ def render(data: dict[str, Any]) -> str:
         a("")
     a("### Ratios (simulated; > 1 means the policy is better than the baseline)")
     a("")
-    a("| workflow | GPU | rate/s | policy | completion p50 vs static | energy eff. vs static | GPUs vs static | "
-      "cost vs static | energy vs router | SLO met (policy / router / static) |")
-    a("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    for r in data["ratios"]:
-        a(f"| {r['workflow']} | {r['gpu']} | {r['rate_per_s']:g} | {r['policy']} | "
-          f"{r['completion_p50_vs_static']:.2f}x | "
-          f"{r['energy_efficiency_vs_static']:.2f}x | {r['gpus_vs_static']:.2f}x | {r['cost_vs_static']:.2f}x | "
-          f"{r['energy_vs_router']:.2f}x | {_pct(r['slo_attainment'])} / {_pct(r['router_slo_attainment'])} / "
-          f"{_pct(r['static_slo_attainment'])} |")
+    L.extend(_table(
+        "workflow | GPU | rate/s | policy | completion p50 vs static | energy eff. vs static | GPUs vs static | "
+        "cost vs static | energy vs router | SLO met (policy / router / static)", "llrlrrrrrl",
+        [[r["workflow"], r["gpu"], f"{r['rate_per_s']:g}", r["policy"], f"{r['completion_p50_vs_static']:.2f}x",
+          f"{r['energy_efficiency_vs_static']:.2f}x", f"{r['gpus_vs_static']:.2f}x", f"{r['cost_vs_static']:.2f}x",
+          f"{r['energy_vs_router']:.2f}x",
+          " / ".join(_pct(r[k]) for k in ("slo_attainment", "router_slo_attainment", "static_slo_attainment"))]
+         for r in data["ratios"]]))
     a("")
     a(data["reading"])
     a("")
@@ -211,23 +217,20 @@ def render(data: dict[str, Any]) -> str:
           f"**simulated** from the shipped CPU profile ({'; '.join(v['profile_sources'])}) with the same closed "
           "loop, models, parallel slots and llama.cpp threads sharing the host's cores. Goal: totals within 15%.")
         a("")
-        a("| run | wall s measured | wall s simulated | error | energy J estimated | energy J simulated | error | "
-          "within 15% |")
-        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-        for r in v["runs"]:
-            a(f"| {r['run']} | {r['measured_wall_s']:.1f} | {r['simulated_wall_s']:.1f} | "
-              f"{100 * r['wall_error']:+.1f}% | "
-              f"{r['measured_energy_j']:,.0f} | {r['simulated_energy_j']:,.0f} | {100 * r['energy_error']:+.1f}% | "
-              f"{'yes' if r['within_bound'] else 'no'} |")
+        L.extend(_table(
+            "run | wall s measured | wall s simulated | error | energy J estimated | energy J simulated | error | "
+            "within 15%", "lrrrrrrl",
+            [[r["run"], f"{r['measured_wall_s']:.1f}", f"{r['simulated_wall_s']:.1f}", f"{100 * r['wall_error']:+.1f}%",
+              f"{r['measured_energy_j']:,.0f}", f"{r['simulated_energy_j']:,.0f}", f"{100 * r['energy_error']:+.1f}%",
+              "yes" if r["within_bound"] else "no"] for r in v["runs"]]))
         a("")
-        a("| run | node | model | calls | p50 s measured | p50 s simulated | error | energy J estimated | "
-          "energy J simulated | error |")
-        a("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for r in v["runs"]:
-            for n in r["nodes"]:
-                a(f"| {r['run']} | {n['node']} | {n['model']} | {n['calls']} | {n['measured_p50_s']:.2f} | "
-                  f"{n['simulated_p50_s']:.2f} | {100 * n['p50_error']:+.0f}% | {n['measured_energy_j']:,.0f} | "
-                  f"{n['simulated_energy_j']:,.0f} | {100 * n['energy_error']:+.0f}% |")
+        L.extend(_table(
+            "run | node | model | calls | p50 s measured | p50 s simulated | error | energy J estimated | "
+            "energy J simulated | error", "lllrrrrrrr",
+            [[r["run"], n["node"], n["model"], str(n["calls"]), f"{n['measured_p50_s']:.2f}",
+              f"{n['simulated_p50_s']:.2f}", f"{100 * n['p50_error']:+.0f}%", f"{n['measured_energy_j']:,.0f}",
+              f"{n['simulated_energy_j']:,.0f}", f"{100 * n['energy_error']:+.0f}%"]
+             for r in v["runs"] for n in r["nodes"]]))
         dr = v["demo_result"]
         a("")
         a(f"Measured on this CPU (static / planned): {dr['speedup']:.2f}x wall time, {dr['energy_ratio']:.2f}x "
@@ -242,12 +245,9 @@ def render(data: dict[str, Any]) -> str:
         a(f"{sp['cores']} cores ({sp['cpu']}), shared with other work while it ran: wall time depends on the "
           "load others put on the machine, CPU time (process time, one core) is the simulator's own cost:")
         a("")
-        a("| workflow | rate/s | simulated s | wall s | CPU s | events | CPU µs/event |")
-        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for r in sp["runs"]:
-            a(f"| {r['workflow']} | {r['rate_per_s']:g} | {r['simulated_s']:g} | {r['wall_s']:.1f} | "
-              f"{r['cpu_s']:.1f} | "
-              f"{r['events']:,} | {r['us_per_event']:.1f} |")
+        L.extend(_table("workflow | rate/s | simulated s | wall s | CPU s | events | CPU µs/event", "lrrrrrr",
+                        [[r["workflow"], f"{r['rate_per_s']:g}", f"{r['simulated_s']:g}", f"{r['wall_s']:.1f}",
+                          f"{r['cpu_s']:.1f}", f"{r['events']:,}", f"{r['us_per_event']:.1f}"] for r in sp["runs"]]))
         a("")
         a("Cost is linear in events (arrivals + request completions + fixed-stage timers): events scale with rate x "
           "simulated time x calls per run, not with concurrency; fan-out copies travel as one event.")
