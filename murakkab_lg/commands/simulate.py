@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from murakkab_lg.sim.workload import Arrivals
 
     path = resolve_workflow(args.workflow)
-    wfs, _, extra = load_workflow_file(path)
+    wfs, inventory, extra = load_workflow_file(path)
     wf, spec = wfs[0], load_sim_spec(path)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     for p in policies:
@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                 task = bar.add_task(f"{pol} @ {rate:g}/s", total=args.duration)
                 res, _ = simulate(pol, wf, cands, arr, sim=spec, seed=args.seed,
                                   target_concurrency=args.target_concurrency, cold_start_s=args.cold_start,
-                                  usd_per_gpu_hour=usd, progress=lambda t, task=task: bar.update(task, completed=t))
+                                  usd_per_gpu_hour=usd, inventory=inventory,
+                                  progress=lambda t, task=task: bar.update(task, completed=t))
                 bar.update(task, completed=args.duration)
                 results.append(res)
     console.print(_table(results, wf.name))

@@ -105,8 +105,12 @@ class Fleet:
 def build_fleet(template: Template, assign: Mapping[str, str], plan_deployments: list[Deployment],
                 profiles: Mapping[str, DeploymentProfile], rate_per_s: float, *, target_concurrency: float = 64.0,
                 cold_start_s: float = 0.0, min_replicas: Mapping[str, int] | None = None,
-                cpu_host_cores: int | None = None) -> Fleet:
-    """Simulated deployments for the plan's deployments that receive requests, sized for `rate_per_s`."""
+                inventory: Inventory | None = None) -> Fleet:
+    """Simulated deployments for the plan's deployments that receive requests, sized for `rate_per_s`.
+
+    With an `inventory` the sized fleet must fit on it (the packer raises PlanInfeasibleError naming
+    the replica that does not); without one, enough 8-GPU hosts are assumed.
+    """
     load = offered_load(template, assign, rate_per_s)
     by_name = {d.name: d for d in plan_deployments}
     sims: list[SimDeployment] = []
@@ -133,28 +137,34 @@ def build_fleet(template: Template, assign: Mapping[str, str], plan_deployments:
                                   cpu_threads=threads, host=dep.placement.host, cold_start_s=cold_start_s,
                                   label=f"simulated {eng.label()} from {prof.energy_label} profile"))
         sized.append(dep.model_copy(update={"replicas": reps}))
-    gpus, placed = _place(sized)
+    gpus, placed = _place(sized, inventory)
     return Fleet(sims, gpus, placed)
 
 
-def _place(deps: list[Deployment]) -> tuple[int, list[Deployment]]:
-    gpu = [d for d in deps if isinstance(d.engine, VllmSettings) and d.placement.device.lower() != "cpu"]
-    if not gpu:
-        return 0, deps
-    kinds = {d.placement.device for d in gpu}
-    need = {k: sum(d.replicas * d.engine.tensor_parallel_size for d in gpu if d.placement.device == k)  # type: ignore[union-attr]
-            for k in kinds}
+def _hosts_for(gpu: list[Deployment]) -> Inventory:
+    need: dict[str, int] = defaultdict(int)
+    for d in gpu:
+        need[d.placement.device] += d.replicas * d.engine.tensor_parallel_size  # type: ignore[union-attr]
     devices = []
     for kind, n in sorted(need.items()):
         mem = GPU_MEMORY_GB.get(kind)
         if mem is None:
-            raise ConfigError(f"no memory figure for GPU kind {kind!r}; known: {', '.join(GPU_MEMORY_GB)}")
+            raise ConfigError(f"no memory figure for GPU kind {kind!r}; known: {', '.join(GPU_MEMORY_GB)}. "
+                              "To fix: give an inventory with its memory_gb.")
         for h in range(math.ceil(n / 8)):
             devices += [Device(id=f"gpu{i}", kind=kind, memory_gb=mem, gpu_index=i, host=f"{kind.lower()}-{h}")
                         for i in range(8)]
-    inv = Inventory(devices=tuple(devices))
-    # whole GPUs per replica: the need fills each of its tp GPUs to the packer's cap
-    memory = {d.name: d.engine.tensor_parallel_size * GPU_MEMORY_GB[d.placement.device] * 0.9  # type: ignore[union-attr]
+    return Inventory(devices=tuple(devices))
+
+
+def _place(deps: list[Deployment], inventory: Inventory | None) -> tuple[int, list[Deployment]]:
+    gpu = [d for d in deps if isinstance(d.engine, VllmSettings) and d.placement.device.lower() != "cpu"]
+    if not gpu:
+        return 0, deps
+    inv = inventory or _hosts_for(gpu)
+    per_gpu = {dev.kind: dev.memory_gb for dev in inv.devices if dev.gpu_index is not None}
+    # whole GPUs per replica: the need fills each of its tp GPUs to the packer's cap (0.9 x memory)
+    memory = {d.name: d.engine.tensor_parallel_size * 0.9 * per_gpu.get(d.placement.device, 0.0)  # type: ignore[union-attr]
               for d in gpu}
     unpinned = [d.model_copy(update={"placement": d.placement.model_copy(update={"gpus": ()})}) for d in gpu]
     plan = place(unpinned, inv, memory)

@@ -26,7 +26,7 @@ from murakkab_lg.sim.metrics import USD_PER_GPU_HOUR, PolicyResult, summarize
 from murakkab_lg.sim.router import PerRequestRouter
 from murakkab_lg.sim.simulator import ControlState, SimOutcome, Simulation
 from murakkab_lg.sim.workload import Arrivals, SimSpec, compile_workflow
-from murakkab_lg.spec import Deployment, Objective, Workflow
+from murakkab_lg.spec import Deployment, Inventory, Objective, Workflow
 
 __all__ = ("POLICIES", "assignment_for", "load_sim_spec", "simulate")
 
@@ -75,14 +75,14 @@ def simulate(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...],
              usd_per_gpu_hour: float = USD_PER_GPU_HOUR, host_cores: dict[str, int] | None = None,
              controller: Callable[[ControlState], dict[str, int]] | None = None, control_interval_s: float = 10.0,
              record_latencies: bool = False, progress: Callable[[float], None] | None = None,
-             ) -> tuple[PolicyResult, SimOutcome]:
+             inventory: Inventory | None = None) -> tuple[PolicyResult, SimOutcome]:
     objective = objective or workflow.objective or Objective.ENERGY
     assign, deps = assignment_for(policy, workflow, candidates, objective, usd_per_gpu_hour)
     template = compile_workflow(workflow, sim)
     profiles = {c.name: c.profile for c in candidates}
     rate = arrivals.rate_per_s if arrivals.kind != "closed" else 0.0
     fleet = build_fleet(template, assign, deps, profiles, rate, target_concurrency=target_concurrency,
-                        cold_start_s=cold_start_s)
+                        cold_start_s=cold_start_s, inventory=inventory)
     simulation = Simulation(template, fleet.deployments, assign, seed=seed, host_cores=host_cores,
                             controller=controller, control_interval_s=control_interval_s,
                             record_latencies=record_latencies)

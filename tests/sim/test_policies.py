@@ -86,3 +86,19 @@ def test_simulate_command_bad_input(capsys) -> None:  # type: ignore[no-untyped-
     assert "shipped workflow" in capsys.readouterr().err
     assert main(["simulate", "codegen", "--rate", "0"]) == 1
     assert main(["simulate", "codegen", "--policies", "static,fancy"]) == 1
+
+
+def test_fleet_must_fit_a_given_inventory(h100) -> None:  # type: ignore[no-untyped-def]
+    from murakkab_lg.errors import PlanInfeasibleError
+    from murakkab_lg.spec import Device, Inventory
+
+    wf, spec = codegen()
+    arr = Arrivals(rate_per_s=0.5, duration_s=30.0)
+
+    def gpus(n: int) -> Inventory:
+        return Inventory(devices=tuple(Device(id=f"gpu{i}", kind="H100", memory_gb=80, gpu_index=i) for i in range(n)))
+
+    res, _ = simulate("milp", wf, h100, arr, sim=spec, inventory=gpus(8))
+    assert res.gpus == 5  # 70B on 4 GPUs + 8B on 1
+    with pytest.raises(PlanInfeasibleError, match="To fix"):
+        simulate("milp", wf, h100, arr, sim=spec, inventory=gpus(4))
