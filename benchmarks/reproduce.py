@@ -46,7 +46,7 @@ POLICIES = ("static", "router", "greedy", "milp")
 
 
 def gpu_candidates(gpu: str) -> tuple:  # type: ignore[type-arg]
-    cands, _ = _candidates("published", [], [])
+    cands, _ = _candidates("published", [], [], None)
     return tuple(c for c in cands if c.deployment.placement.device == gpu)
 
 

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for p in policies:
         if p not in (*POLICIES, "cascade"):
             raise ConfigError(f"unknown policy {p!r}; valid: {', '.join((*POLICIES, 'cascade'))}")
-    cands, _ = _candidates(args.candidates, args.profiles, extra)
+    cands, _ = _candidates(args.candidates, args.profiles, extra, None)
     if args.gpu.lower() != "any":
         cands = tuple(c for c in cands if c.deployment.placement.device.lower() in ("cpu", args.gpu.lower()))
     if not cands:

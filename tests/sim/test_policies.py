@@ -18,7 +18,7 @@ from murakkab_lg.sim.workload import compile_workflow
 
 @pytest.fixture(scope="module")
 def h100():  # type: ignore[no-untyped-def]
-    cands, _ = _candidates("published", [], [])
+    cands, _ = _candidates("published", [], [], None)
     return tuple(c for c in cands if c.deployment.placement.device == "H100")
 
 
