@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "plan": "plan a workflow (LangGraph graph or YAML/JSON file) and explain each choice",
     "profile": "measure quality and speed of the embedded models on this machine",
     "serve": "serve the runtime as an OpenAI-compatible endpoint",
+    "status": "show a running server's live state: load, latency, drift and re-plans",
     "simulate": "simulate a workflow under load on profiled deployments and compare policies",
     "doctor": "show engines, GPUs and what is missing on this machine",
 }

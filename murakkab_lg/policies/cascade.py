@@ -12,6 +12,10 @@ reached with probability ``1 - q[i-1]``, the cascade's quality is the last stage
 
     E[energy] = sum_i P(reach i) * energy_i        (cost and latency alike)
 
+Where the runtime has observed the node's escalation rate (re-planning sets
+`Intent.escalation_rate` from live state), it replaces ``1 - q[0]``: the plan then predicts
+energy, cost and latency at the rate the check actually escalates.
+
 Latency is checked at the node's stated statistic: the p50 / p95 of the stop-stage distribution
 (``P(stop at i) = P(reach i) - P(reach i+1)``), whose value at stage i is the sum of the latencies
 of stages 1..i. The plan's prediction holds the expected values.
@@ -48,7 +52,14 @@ class Chain:
 def chain_figures(node: WorkflowNode, stages: tuple[Candidate, ...]) -> Chain:
     preds = [evaluate(node, c) for c in stages]
     q = [p.quality or 0.0 for p in preds]
-    reach = tuple([1.0] + [1.0 - q[i - 1] for i in range(1, len(stages))])
+    reach = [1.0] + [1.0 - q[i - 1] for i in range(1, len(stages))]
+    observed = node.intent.escalation_rate
+    if observed is not None and len(stages) > 1:
+        # Measured at run time: the first stage's escalation rate replaces 1 - q[0]; later stages
+        # keep the nested model's conditional odds of being reached.
+        base = reach[1]
+        reach = [1.0, observed] + [observed * r / base if base > 0 else 0.0 for r in reach[2:]]
+    reach = tuple(reach)
     exp = Prediction(
         quality=preds[-1].quality,
         latency_s=sum(r * p.latency_s for r, p in zip(reach, preds, strict=True)),

@@ -141,6 +141,9 @@ class NodeSummary(BaseModel):
     energy_j: float | None  # None: no engine reported CPU or GPU energy for these calls
     energy_label: str  # estimated / measured / unknown, joined with "/" when calls differ
     cost_usd: float | None = None  # None: no call had a price
+    # Cascades: share of the node's checked first-stage answers that failed and escalated
+    # (None: no check ran on this node's calls).
+    escalation_rate: float | None = None
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -149,6 +152,11 @@ def _pct(xs: list[float], q: float) -> float:
     if len(xs) == 1:
         return xs[0]
     return statistics.quantiles(xs, n=100, method="inclusive")[int(q) - 1]
+
+
+def _escalation_rate(records: list[CallRecord]) -> float | None:
+    checked = [r for r in records if r.stage == 0 and r.check is not None]
+    return sum(r.escalated for r in checked) / len(checked) if checked else None
 
 
 def summarize(records: Iterable[CallRecord]) -> list[NodeSummary]:
@@ -170,5 +178,6 @@ def summarize(records: Iterable[CallRecord]) -> list[NodeSummary]:
             energy_j=sum(r.energy_j or 0.0 for r in rs) if known else None,
             energy_label="/".join(sorted(labels)),
             cost_usd=sum(costs) if costs else None,
+            escalation_rate=_escalation_rate(rs),
         ))
     return out

@@ -120,6 +120,7 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
     if runtime.telemetry.max_records is None:  # a server runs for weeks: keep memory bounded
         runtime.telemetry.max_records = config.telemetry_records
     runtime.telemetry.listeners.append(metrics.observe)
+    metrics.live_status = runtime.status
     service = ChatService(runtime, config, metrics)
 
     @asynccontextmanager

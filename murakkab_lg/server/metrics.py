@@ -11,9 +11,12 @@ double-register series.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from murakkab_lg.runtime.status import RuntimeStatus
 from murakkab_lg.runtime.telemetry import CallRecord
 
 __all__ = ("CONTENT_TYPE_LATEST", "ServerMetrics")
@@ -49,6 +52,20 @@ class ServerMetrics:
         self.inflight = Gauge("murakkab_requests_inflight", "Chat requests being served", registry=r)
         self.queued = Gauge("murakkab_requests_queued", "Chat requests waiting for a serving slot", registry=r)
         self._series: dict[tuple[str, str, str], tuple] = {}
+        # Live state (Runtime.status()), refreshed at each scrape: gauges over the status window.
+        self.live_status: Callable[[], RuntimeStatus] | None = None
+        self.dep_inflight = Gauge("murakkab_deployment_inflight", "Calls in flight on a deployment's replicas",
+                                  ("deployment",), registry=r)
+        self.dep_queued = Gauge("murakkab_deployment_queued", "Calls past the engines' slots, waiting inside them",
+                                ("deployment",), registry=r)
+        self.dep_latency = Gauge("murakkab_deployment_window_latency_seconds",
+                                 "Latency of successful calls over the live window, by quantile",
+                                 ("deployment", "quantile"), registry=r)
+        self.dep_errors = Gauge("murakkab_deployment_window_error_ratio", "Share of failed calls over the live window",
+                                ("deployment",), registry=r)
+        self.wf_rate = Gauge("murakkab_workflow_arrival_rate", "Observed workflow runs per second (live window)",
+                             ("workflow",), registry=r)
+        self.replans = Gauge("murakkab_replans", "Re-plans made since the server started", ("workflow",), registry=r)
 
     def _children(self, key: tuple[str, str, str]) -> tuple:
         # labels() takes a lock and hashes each time; cache the children per label set.
@@ -76,5 +93,25 @@ class ServerMetrics:
         if rec.completion_tokens:
             completion.inc(rec.completion_tokens)
 
+    def refresh(self, status: RuntimeStatus) -> None:
+        """Set the live gauges from one status (label sets that vanished are dropped)."""
+        for g in (self.dep_inflight, self.dep_queued, self.dep_latency, self.dep_errors, self.wf_rate, self.replans):
+            g.clear()
+        for name, d in status.deployments.items():
+            self.dep_inflight.labels(name).set(d.inflight)
+            self.dep_queued.labels(name).set(d.queued)
+            w = d.window
+            if w is not None:
+                self.dep_errors.labels(name).set(w.error_rate)
+                for q, v in (("0.5", w.p50_s), ("0.95", w.p95_s)):
+                    if v is not None:
+                        self.dep_latency.labels(name, q).set(v)
+        for name, wf in status.workflows.items():
+            self.replans.labels(name).set(wf.replans)
+            if wf.observed is not None and wf.observed.arrival_rate_per_s is not None:
+                self.wf_rate.labels(name).set(wf.observed.arrival_rate_per_s)
+
     def render(self) -> bytes:
+        if self.live_status is not None:
+            self.refresh(self.live_status())
         return generate_latest(self.registry)

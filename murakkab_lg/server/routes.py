@@ -26,7 +26,7 @@ from murakkab_lg.server.errors import ApiError, ErrorEnvelope, api_error_from, e
 from murakkab_lg.server.metrics import CONTENT_TYPE_LATEST
 from murakkab_lg.server.serving import ChatResult, ChatService
 
-__all__ = ("CHAT_PATH", "ChatHandler", "build_router")
+__all__ = ("CHAT_PATH", "STATUS_PATH", "ChatHandler", "build_router")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope, "description": text}
@@ -78,6 +78,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 ChatHandler = Callable[[Request], Awaitable[Response]]
 CHAT_PATH = "/v1/chat/completions"
+STATUS_PATH = "/v1/murakkab/status"
 
 
 def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
@@ -134,6 +135,11 @@ def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
             "deployments": {n: ("running" if n in running else "stopped") for n in service.runtime.deployments},
             "default": service.runtime.default,
         }), media_type="application/json")
+
+    @router.get(STATUS_PATH, summary="Live state: deployments, replicas, nodes, workflows and re-plans "
+                "(Runtime.status())", responses=_ERRORS)
+    async def status() -> Response:
+        return Response(orjson.dumps(service.runtime.status().model_dump(mode="json")), media_type="application/json")
 
     @router.get("/metrics", summary="Prometheus metrics", responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def prometheus() -> Response:

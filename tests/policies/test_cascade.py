@@ -99,3 +99,13 @@ def test_infeasible_quality_names_best():
     with pytest.raises(PlanInfeasibleError) as err:
         CascadePolicy().plan(PlanningProblem(workflow=_wf(min_quality=0.99), candidates=(small, large)))
     assert "best available 0.95 (large)" in str(err.value) and err.value.constraint == "min_quality"
+
+
+def test_observed_escalation_rate_replaces_the_profile_pass_rate():
+    small, large = _cand("small", 0.7, 0.01, 0.1), _cand("large", 0.95, 0.05, 1.0)
+    wf = _wf(min_quality=0.9, escalation_rate=0.9)  # the run-time check fails far more often than 30%
+    e_small, e_large = (evaluate(wf.nodes[0], x).energy_j for x in (small, large))
+    ch = chain_figures(wf.nodes[0], (small, large))
+    assert ch.reach == (1.0, 0.9) and ch.expected.energy_j == pytest.approx(e_small + 0.9 * e_large)
+    c = CascadePolicy().plan(PlanningProblem(workflow=wf, candidates=(small, large))).choice("extract")
+    assert (c.deployment, c.escalation) == ("large", ())  # at 90% escalation the cascade no longer pays

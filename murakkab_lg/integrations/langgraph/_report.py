@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.errors import RoutingError
+from murakkab_lg.runtime.control import ReplanEvent
 from murakkab_lg.runtime.telemetry import CallRecord, NodeSummary, summarize
 
 __all__ = ("NodeReport", "RunReport")
@@ -27,14 +28,15 @@ class RunReport(BaseModel):
     error: str | None = None
     nodes: tuple[NodeReport, ...]
     records: tuple[CallRecord, ...]
+    replans: tuple[ReplanEvent, ...] = ()  # re-plans of this workflow made while the run went on
 
     @classmethod
     def build(cls, workflow: str, started_at: float, wall_s: float, records: list[CallRecord],
-              error: BaseException | None = None) -> RunReport:
+              error: BaseException | None = None, replans: tuple[ReplanEvent, ...] = ()) -> RunReport:
         nodes = tuple(summarize(records))
         return cls(workflow=workflow, started_at=started_at, wall_s=wall_s, ok=error is None,
                    error=f"{type(error).__name__}: {error}" if error is not None else None,
-                   nodes=nodes, records=tuple(records))
+                   nodes=nodes, records=tuple(records), replans=tuple(replans))
 
     @property
     def calls(self) -> int:
@@ -72,17 +74,25 @@ class RunReport(BaseModel):
     def table(self) -> Any:
         from rich.table import Table
 
+        caption = ["energy: estim. = CPU-time share x W/core; meas. = NVML; n/a = unknown (hosted APIs). "
+                   "cost: litellm's price map"]
+        caption += [f"re-planned: {'; '.join(e.reasons)} (moved "
+                    f"{', '.join(f'{k}: {a} -> {b}' for k, (a, b) in e.moved.items()) or 'nothing'})"
+                    for e in self.replans]
         t = Table(title=f"{self.workflow}: {self.calls} routed calls in {self.wall_s:.2f} s",
-                  caption="energy: estim. = CPU-time share x W/core; meas. = NVML; n/a = unknown (hosted APIs). "
-                          "cost: litellm's price map")
-        for col in ("node", "intent", "deployment", "calls", "p50 s", "p95 s", "tokens in/out", "energy J",
-                    "cost $"):
+                  caption="\n".join(caption))
+        cascaded = any(n.escalation_rate is not None for n in self.nodes)
+        cols = ["node", "intent", "deployment", "calls", "p50 s", "p95 s", "tokens in/out", "energy J", "cost $"]
+        for col in cols + (["escalated"] if cascaded else []):
             t.add_column(col, justify="right" if col not in ("node", "intent", "deployment") else "left")
         for n in self.nodes:
             energy = "n/a" if n.energy_j is None else f"{n.energy_j:.2f} {n.energy_label[:4]}."
             cost = "-" if n.cost_usd is None else f"{n.cost_usd:.2e}"
-            t.add_row(n.node, n.intent or "-", ", ".join(n.deployments), str(n.calls),
-                      f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy, cost)
+            row = [n.node, n.intent or "-", ", ".join(n.deployments), str(n.calls),
+                   f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy, cost]
+            if cascaded:
+                row.append("-" if n.escalation_rate is None else f"{n.escalation_rate:.0%}")
+            t.add_row(*row)
         return t
 
     def __rich__(self) -> Any:

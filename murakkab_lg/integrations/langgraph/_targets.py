@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from murakkab_lg.backends.openai_http import CallStats, OpenAIClient
 from murakkab_lg.errors import ConfigError, EngineUnavailableError
 from murakkab_lg.runtime import Runtime
+from murakkab_lg.runtime.control import ReplanEvent
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
 from murakkab_lg.spec import Plan, Workflow
 from murakkab_lg.wire import Route, route_headers
@@ -27,6 +28,8 @@ class Target(Protocol):
 
     def prepare(self, workflow: Workflow) -> Plan | None: ...
     def deployments(self) -> tuple[str, ...]: ...
+    def run_started(self, workflow: str) -> None: ...
+    def replans_since(self, workflow: str, since: float) -> tuple[ReplanEvent, ...]: ...
     def complete(self, body: Body, route: Route) -> Body: ...
     async def acomplete(self, body: Body, route: Route) -> Body: ...
     def stream(self, body: Body, route: Route) -> Iterator[Body]: ...
@@ -49,6 +52,12 @@ class RuntimeTarget:
 
     def deployments(self) -> tuple[str, ...]:
         return tuple(self.runtime.deployments)
+
+    def run_started(self, workflow: str) -> None:
+        self.runtime.run_started(workflow)
+
+    def replans_since(self, workflow: str, since: float) -> tuple[ReplanEvent, ...]:
+        return tuple(e for e in list(self.runtime.replans) if e.workflow == workflow and e.at >= since)
 
     def complete(self, body: Body, route: Route) -> Body:
         return self.runtime.complete(body, route)
@@ -76,6 +85,12 @@ class HttpTarget:
 
     def prepare(self, workflow: Workflow) -> Plan | None:
         return None  # the server plans; requests carry node, intent and constraints
+
+    def run_started(self, workflow: str) -> None:
+        return None  # the server sees calls, not runs
+
+    def replans_since(self, workflow: str, since: float) -> tuple[ReplanEvent, ...]:
+        return ()  # the server's re-plans are in its status (GET /v1/murakkab/status)
 
     def deployments(self) -> tuple[str, ...]:
         return ()

@@ -65,7 +65,8 @@ class _AppState:
             self._ready = True
 
     def finish(self, scope: RunScope, started: float, t0: float, error: BaseException | None) -> None:
-        self.last = RunReport.build(self.name, started, time.perf_counter() - t0, scope.records, error)
+        self.last = RunReport.build(self.name, started, time.perf_counter() - t0, scope.records, error,
+                                    replans=self.target.replans_since(self.name, started))
 
 
 class WrappedGraph:
@@ -78,6 +79,7 @@ class WrappedGraph:
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         state = self.__dict__["_murakkab_state"]
         state.ensure_ready()
+        state.target.run_started(state.name)
         scope = RunScope(state.interceptor, active_run())
         started, t0, error = time.time(), time.perf_counter(), None
         token = scope.enter()
@@ -105,6 +107,7 @@ class WrappedGraph:
     async def astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         state = self.__dict__["_murakkab_state"]
         state.ensure_ready()
+        state.target.run_started(state.name)
         scope = RunScope(state.interceptor, active_run())
         started, t0, error = time.time(), time.perf_counter(), None
         token = scope.enter()
