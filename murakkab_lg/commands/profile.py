@@ -1,4 +1,5 @@
-"""`murakkab profile [--models ...] [--intents ...] [--evals ...] [--quick] [--out PATH]`."""
+"""`murakkab profile [--models ... | --config FILE [--deployments ...]] [--intents ...] [--evals ...] [--quick]
+[--out PATH]`."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                     "machine, and write a profile file the planner uses. Interrupted runs resume.",
     )
     p.add_argument("--models", nargs="+", metavar="MODEL", help="names or tiers (default: every pulled model)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="profile the deployments of this runtime/serve config (any engine kind: openai, api, "
+                        "vllm, llamacpp); the profile goes to its first `profiles` file unless --out is given")
+    p.add_argument("--deployments", nargs="+", metavar="NAME", help="with --config: only these deployments")
     p.add_argument("--intents", nargs="+", metavar="INTENT", help="only eval sets for these intents")
     p.add_argument("--evals", nargs="+", metavar="PATTERN",
                    help="eval set names or globs (default: every registered set, e.g. core.* and triage.*)")
@@ -77,14 +82,15 @@ def run(args: argparse.Namespace) -> int:
     from murakkab_lg.profiling import ProfileOptions, RichReporter, quality_table, run_profile, speed_table
 
     console = Console(width=max(Console().width, 160))
+    if getattr(args, "config", None) is not None:
+        return _run_config(args, console)
     models = [embedded_model(m).name for m in args.models] if args.models else pulled_models()
     if not models:
         raise ConfigError("no embedded model is downloaded. To fix: run `murakkab models pull --all`.")
     out = args.out or measured_profile_path()
     opts = ProfileOptions.make(
         models=models, eval_sets=_select_sets(args), out=out, quick=args.quick,
-        command=shlex.join(["murakkab", "profile", *sys.argv[2:]]) if sys.argv[1:2] == ["profile"]
-        else "murakkab profile " + shlex.join(a for a in _argv(args)),
+        command=_command(args),
         items_per_set=args.items, concurrency=args.concurrency, threads=args.threads, parallel=args.parallel,
         fresh=args.fresh,
     )
@@ -102,14 +108,57 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(args: argparse.Namespace) -> str:
+    if sys.argv[1:2] == ["profile"]:
+        return shlex.join(["murakkab", "profile", *sys.argv[2:]])
+    return "murakkab profile " + shlex.join(_argv(args))
+
+
+def _run_config(args: argparse.Namespace, console: Console) -> int:
+    """Profile the deployments a config file names, whatever their engine kind."""
+    from murakkab_lg.profiling import ProfileOptions, RichReporter, quality_table, run_profile, speed_table
+    from murakkab_lg.runtime.config import load_config, load_factory
+
+    cfg = load_config(args.config)
+    if not cfg.deployments:
+        raise ConfigError(f"{args.config} lists no `deployments`. To fix: add them, or profile the embedded "
+                          "models with `murakkab profile --models ...`.")
+    deps = list(cfg.deployments)
+    if args.deployments:
+        unknown = sorted(set(args.deployments) - {d.name for d in deps})
+        if unknown:
+            raise ConfigError(f"--deployments names unknown deployments {unknown}; {args.config} has "
+                              f"{', '.join(d.name for d in deps)}")
+        deps = [d for d in deps if d.name in args.deployments]
+    out = args.out or (cfg.profiles[0] if cfg.profiles else args.config.with_name("profiles.json"))
+    opts = ProfileOptions.make(
+        models=(), deployments=tuple(deps), eval_sets=_select_sets(args), out=out, quick=args.quick,
+        command=_command(args), items_per_set=args.items, concurrency=args.concurrency, fresh=args.fresh)
+    factory = load_factory(cfg)
+    console.print(f"profiling {', '.join(d.name for d in deps)} with {len(opts.eval_sets)} eval sets "
+                  f"({'quick' if opts.quick else 'full'}); checkpoint {opts.checkpoint_path}")
+    t0 = time.perf_counter()
+    with RichReporter(console) as rep:
+        result = run_profile(opts, reporter=rep, **({"engine_factory": factory} if factory else {}))
+    rows = [p for p in result.profiles if p.deployment in {d.name for d in deps}]
+    console.print(quality_table(rows, title="quality per intent"))
+    console.print(speed_table(rows, title="speed (measured from this machine), energy, memory"))
+    console.print(f"wrote {out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
 def _argv(args: argparse.Namespace) -> list[str]:
     """A command line equivalent to `args`, for provenance when not run from the CLI."""
     out: list[str] = []
-    for flag in ("models", "intents", "evals"):
-        if getattr(args, flag):
+    if getattr(args, "config", None) is not None:
+        out += ["--config", str(args.config)]
+    for flag in ("models", "deployments", "intents", "evals"):
+        if getattr(args, flag, None):
             out += [f"--{flag}", *getattr(args, flag)]
     if args.quick:
         out.append("--quick")
+    if getattr(args, "items", None):
+        out += ["--items", str(args.items)]
     if args.out:
         out += ["--out", str(args.out)]
     return out

@@ -20,7 +20,8 @@ from murakkab_lg.catalog.profiles import LoadPoint
 from murakkab_lg.errors import MurakkabError
 from murakkab_lg.evals.base import EvalItem, EvalSet
 
-__all__ = ("ItemResult", "ProfileError", "load_prompt", "measure_load", "peak_rss_gb", "run_eval_items")
+__all__ = ("ItemResult", "ProfileError", "load_prompt", "measure_load", "measure_load_streamed", "peak_rss_gb",
+           "run_eval_items")
 
 
 class ProfileError(MurakkabError):
@@ -149,3 +150,65 @@ def peak_rss_gb(pid: int | None) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+async def measure_load_streamed(
+    engine: EngineAdapter,
+    *,
+    model: str,
+    concurrency: int,
+    requests: int,
+    prompt_words: int,
+    output_tokens: int,
+    cpu_seconds: Callable[[], float | None],
+    watts_per_core: float,
+) -> LoadPoint:
+    """One load level for an engine that reports no llama.cpp `timings` (an existing server, a
+    hosted API, vLLM): each request is streamed, so TTFT is the first content chunk on our clock,
+    time per output token is the rest of the call over the remaining tokens, and prefill speed is
+    prompt tokens over TTFT (an upper bound on the time: it includes the network and queueing).
+    Energy is estimated from the engine's CPU time where it has a process, else 0 (the profile's
+    `energy_label` then says `unknown`)."""
+    sem = asyncio.Semaphore(concurrency)
+    rows: list[tuple[float, float, int, int]] = []  # latency, ttft, prompt tokens, completion tokens
+
+    async def one(i: int) -> None:
+        body = {"model": model, "temperature": 0.0, "seed": i, "max_tokens": output_tokens,
+                "messages": [{"role": "user", "content": load_prompt(i, prompt_words)}],
+                "stream_options": {"include_usage": True}}
+        async with sem:
+            t0 = time.perf_counter()
+            ttft, usage = None, None
+            async for chunk in engine.astream(body):
+                if ttft is None and any((c.get("delta") or {}).get("content") or (c.get("delta") or {}).get(
+                        "tool_calls") for c in chunk.get("choices") or []):
+                    ttft = time.perf_counter() - t0
+                usage = chunk.get("usage") or usage
+            lat = time.perf_counter() - t0
+        if not usage or not usage.get("completion_tokens"):
+            raise ProfileError(f"engine {engine.name!r} streamed no usage; the load sweep needs token counts. "
+                               "To fix: use a server that honours stream_options.include_usage.")
+        rows.append((lat, ttft if ttft is not None else lat, int(usage.get("prompt_tokens") or 0),
+                     int(usage["completion_tokens"])))
+
+    cpu0 = cpu_seconds()
+    wall0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(requests)))
+    wall = time.perf_counter() - wall0
+    cpu1 = cpu_seconds()
+    ttft = sum(r[1] for r in rows) / len(rows)
+    prompt_n = sum(r[2] for r in rows)
+    out_n = sum(r[3] for r in rows)
+    decode_s = sum(max(r[0] - r[1], 0.0) for r in rows)
+    decode_n = sum(max(r[3] - 1, 1) for r in rows)
+    joules = max(0.0, cpu1 - cpu0) * watts_per_core if cpu0 is not None and cpu1 is not None else 0.0
+    return LoadPoint(
+        concurrency=concurrency,
+        prefill_tok_s=max(prompt_n, 1) / max(sum(r[1] for r in rows), 1e-9),
+        tpot_s=max(decode_s / decode_n, 1e-6),
+        throughput_tok_s=out_n / wall,
+        power_w=joules / wall if joules else None,
+        energy_per_output_token_j=joules / out_n,
+        energy_per_input_token_j=0.0,
+        ttft_s=ttft,
+    )

@@ -79,9 +79,12 @@ def speed_table(profiles: Iterable[DeploymentProfile], title: str = "speed, ener
     """One row per (deployment, concurrency): what one stream sees and what the engine sustains."""
     table = Table(title=title)
     for col in ("deployment", "conc", "prefill tok/s", "TTFT s", "TPOT ms", "tok/s total", "power W",
-                "mJ/out tok", "mJ/in tok", "peak RSS GB"):
+                "mJ/out tok", "mJ/in tok", "peak RSS GB", "$/M tok in/out"):
         table.add_column(col, justify="left" if col == "deployment" else "right")
     for p in profiles:
+        unknown = p.energy_label == "unknown"  # a hosted API or someone else's server: never print 0
+        price = (f"{p.usd_per_input_token * 1e6:.2f}/{p.usd_per_output_token * 1e6:.2f}"
+                 if p.usd_per_input_token or p.usd_per_output_token else "-")
         for k, lp in enumerate(p.load):
             table.add_row(
                 p.deployment if k == 0 else "", str(lp.concurrency),
@@ -89,7 +92,9 @@ def speed_table(profiles: Iterable[DeploymentProfile], title: str = "speed, ener
                 f"{lp.ttft_s:.2f}" if lp.ttft_s is not None else "-",
                 f"{lp.tpot_s * 1000:.1f}", f"{lp.throughput_tok_s:.1f}",
                 f"{lp.power_w:.1f}" if lp.power_w is not None else "-",
-                f"{lp.energy_per_output_token_j * 1000:.1f}", f"{lp.energy_per_input_token_j * 1000:.2f}",
+                "unknown" if unknown else f"{lp.energy_per_output_token_j * 1000:.1f}",
+                "unknown" if unknown else f"{lp.energy_per_input_token_j * 1000:.2f}",
                 (f"{p.memory_gb:.2f}" if p.memory_gb is not None else "-") if k == 0 else "",
+                price if k == 0 else "",
             )
     return table

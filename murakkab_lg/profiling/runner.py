@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.backends.engines import EngineAdapter, create_engine
+from murakkab_lg.backends.engines.api import litellm_price
 from murakkab_lg.backends.openai_http import aclose_sessions
 from murakkab_lg.catalog.embedded import default_llamacpp_settings, sweep_deployment
 from murakkab_lg.catalog.hardware import WATTS_SOURCE, describe_machine, watts_per_core
@@ -38,9 +39,9 @@ from murakkab_lg.errors import ConfigError
 from murakkab_lg.evals import get_eval_set, wilson_interval
 from murakkab_lg.evals.base import EvalSet
 from murakkab_lg.profiling.checkpoint import Checkpoint
-from murakkab_lg.profiling.measure import ItemResult, measure_load, peak_rss_gb, run_eval_items
+from murakkab_lg.profiling.measure import ItemResult, measure_load, measure_load_streamed, peak_rss_gb, run_eval_items
 from murakkab_lg.profiling.report import NullReporter, Reporter
-from murakkab_lg.spec import Deployment, LlamaCppSettings
+from murakkab_lg.spec import ApiSettings, Deployment, LlamaCppSettings, OpenAiServerSettings
 
 __all__ = ("PRODUCED_BY", "ProfileOptions", "run_profile")
 
@@ -67,6 +68,8 @@ class ProfileOptions(BaseModel):
     output_tokens: int = 48
     rounds: int = 2  # requests per load level = rounds x concurrency
     fresh: bool = False
+    # Deployments of any engine kind (from a config file) to profile instead of embedded `models`.
+    deployments: tuple[Deployment, ...] = ()
 
     @classmethod
     def make(cls, *, models: Sequence[str], eval_sets: Sequence[str], out: Path, command: str,
@@ -147,6 +150,8 @@ def run_profile(
     Rows already in `opts.out` for deployments not measured now are kept.
     """
     rep = reporter or NullReporter()
+    if opts.deployments:
+        return _run_deployments(opts, rep, engine_factory)
     if not opts.models:
         raise ConfigError("no models to profile. To fix: pull one (`murakkab models pull tiny`) or pass --models.")
     sets = [get_eval_set(n) for n in opts.eval_sets]
@@ -181,6 +186,11 @@ def run_profile(
                 quality=quality, load=tuple(LoadPoint.model_validate(ck.get(k)) for k in load_keys.values()),
                 memory_gb=ck.get(f"m/{dep.name}"), energy_label="estimated", provenance=provenance,
             ))
+    return _write(opts, rows, rep, ck)
+
+
+def _write(opts: ProfileOptions, rows: list[DeploymentProfile], rep: Reporter, ck: Checkpoint) -> ProfileFile:
+    """Write `rows` to `opts.out`, keeping rows there for deployments not measured now."""
     measured = {r.deployment for r in rows}
     kept: list[DeploymentProfile] = []
     if opts.out.is_file():
@@ -240,4 +250,88 @@ async def _measure_async(engine: EngineAdapter, dep: Deployment, eval_todo: list
     finally:
         # Clients keep one pooled async session per event loop; this loop ends here, so close
         # them now rather than leave it to the garbage collector (which warns).
+        await aclose_sessions()
+
+
+def _where(dep: Deployment) -> str:
+    """The hardware column: this machine, or the server / provider a remote deployment runs on."""
+    if isinstance(dep.engine, OpenAiServerSettings):
+        return f"existing server at {dep.engine.base_url}"
+    if isinstance(dep.engine, ApiSettings):
+        return f"hosted: {dep.engine.litellm_model}" + (" (litellm mock)" if dep.engine.mock_response else "")
+    return describe_machine()
+
+
+def _run_deployments(opts: ProfileOptions, rep: Reporter, engine_factory: EngineFactory) -> ProfileFile:
+    """Profile configured deployments of any kind (an existing server, a hosted API, vLLM, llama.cpp):
+    quality per intent from the eval sets, then a streamed load sweep (TTFT, time per output token,
+    throughput). Hosted deployments carry litellm's price per token; energy is estimated where the
+    engine is a process here, else `unknown`."""
+    sets = [get_eval_set(n) for n in opts.eval_sets]
+    ck = Checkpoint(opts.checkpoint_path, fresh=opts.fresh)
+    wpc = watts_per_core()
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    provenance = Provenance(
+        kind="measured", date=date, machine=describe_machine(), command=opts.command, package_versions=_versions(()),
+        source=(f"murakkab profile --config; eval sets {', '.join(opts.eval_sets) or 'none'}"
+                f"{f' (first {opts.items_per_set} items each)' if opts.items_per_set else ''}; latency measured "
+                "from this machine (network included); energy estimated from engine CPU time where the engine "
+                "runs here, else unknown"),
+    )
+    rows: list[DeploymentProfile] = []
+    for dep in opts.deployments:
+        load_keys = {c: f"l/{dep.name}/c{c}/w{opts.prompt_words}/o{opts.output_tokens}/r{opts.rounds}"
+                     for c in opts.concurrency}
+        eval_todo = [(st, i) for st in sets for i in st.items[: opts.items_per_set]
+                     if f"q/{dep.name}/{st.name}/{i.id}" not in ck]
+        engine = engine_factory(dep, 0)
+        if eval_todo or any(k not in ck for k in load_keys.values()):
+            rep.note(f"starting {dep.name} ({dep.engine.label()})")
+            engine.start(240.0)
+            try:
+                asyncio.run(_measure_remote(engine, dep, eval_todo, load_keys, opts, ck, rep, wpc))
+            finally:
+                engine.stop()
+        price = litellm_price(dep.engine.litellm_model) if isinstance(dep.engine, ApiSettings) else None
+        if isinstance(dep.engine, ApiSettings) and price is None:
+            rep.note(f"note: litellm's price map has no price for {dep.engine.litellm_model!r}; its cost is 0 here")
+        rows.append(DeploymentProfile(
+            deployment=dep.name, model=dep.model, engine=dep.engine.engine, hardware=_where(dep),
+            quality=_quality(sets, ck, dep.name, opts.items_per_set),
+            load=tuple(LoadPoint.model_validate(ck.get(k)) for k in load_keys.values()),
+            usd_per_input_token=price[0] if price else 0.0, usd_per_output_token=price[1] if price else 0.0,
+            energy_label="estimated" if engine.cpu_seconds() is not None else "unknown", provenance=provenance,
+        ))
+    return _write(opts, rows, rep, ck)
+
+
+async def _measure_remote(engine: EngineAdapter, dep: Deployment, eval_todo: list, load_keys: dict[int, str],
+                          opts: ProfileOptions, ck: Checkpoint, rep: Reporter, wpc: float) -> None:
+    try:
+        if eval_todo:
+            task = rep.task(f"{dep.name}: evals", len(eval_todo))
+            by_set: dict[str, list] = defaultdict(list)
+            sets = {}
+            for st, item in eval_todo:
+                by_set[st.name].append(item)
+                sets[st.name] = st
+            for name, items in by_set.items():
+                def done(r: ItemResult, name: str = name) -> None:
+                    ck.put(f"q/{dep.name}/{name}/{r.item_id}", {"score": r.score, "prompt_tokens": r.prompt_tokens,
+                                                                 "completion_tokens": r.completion_tokens})
+                    rep.advance(task)
+
+                await run_eval_items(engine, sets[name], items, model=dep.name,
+                                     concurrency=opts.eval_concurrency, on_done=done)
+        todo = [c for c, k in load_keys.items() if k not in ck]
+        if todo:
+            task = rep.task(f"{dep.name}: load sweep", len(todo))
+            for c in todo:
+                point = await measure_load_streamed(
+                    engine, model=dep.name, concurrency=c, requests=c * opts.rounds,
+                    prompt_words=opts.prompt_words, output_tokens=opts.output_tokens,
+                    cpu_seconds=engine.cpu_seconds, watts_per_core=wpc)
+                ck.put(load_keys[c], point.model_dump(mode="json"))
+                rep.advance(task)
+    finally:
         await aclose_sessions()

@@ -45,7 +45,7 @@ from murakkab_lg.errors import ConfigError
 from murakkab_lg.runtime.runtime import Runtime
 from murakkab_lg.spec import Deployment, Objective
 
-__all__ = ("RuntimeConfig", "build_runtime", "load_config", "runtime_from_config")
+__all__ = ("RuntimeConfig", "build_runtime", "load_config", "load_factory", "runtime_from_config")
 
 C = TypeVar("C", bound="RuntimeConfig")
 
@@ -113,7 +113,8 @@ def _json(text: str) -> Any:
     return json.loads(text)
 
 
-def _load_factory(cfg: RuntimeConfig) -> Any:
+def load_factory(cfg: RuntimeConfig) -> Any:
+    """The config's `engine_factory` with its `engine_options` bound, or None."""
     if cfg.engine_factory is None:
         return None
     module, _, attr = cfg.engine_factory.partition(":")
@@ -127,7 +128,7 @@ def _load_factory(cfg: RuntimeConfig) -> Any:
 def build_runtime(cfg: RuntimeConfig, **overrides: Any) -> Runtime:
     """The Runtime a config describes: its deployments, or the embedded ladder. Nothing starts yet."""
     kwargs: dict[str, Any] = {"policy": cfg.policy, "objective": cfg.objective, "default": cfg.default}
-    factory = _load_factory(cfg)
+    factory = load_factory(cfg)
     if factory is not None:
         kwargs["engine_factory"] = factory
     kwargs.update(overrides)
