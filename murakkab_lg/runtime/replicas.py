@@ -19,8 +19,13 @@ EngineFactory = Callable[[Deployment, int], EngineAdapter]
 
 
 def _meter_for(engine: EngineAdapter) -> CpuEnergyMeter | GpuEnergyMeter:
-    """Measured energy from the GPUs' counters for an engine placed on GPUs (when NVML works),
-    else CPU time x watts per core, estimated."""
+    """The engine's own meter where it has one (a Ray replica reads NVML on its node), else measured
+    energy from this host's GPU counters for an engine placed on GPUs (when NVML works), else CPU
+    time x watts per core, estimated."""
+    own = getattr(engine, "energy_meter", None)
+    meter = own() if callable(own) else None
+    if meter is not None:
+        return meter
     gpus = getattr(engine, "gpus", ())
     if gpus:
         attributor = shared_attributor()

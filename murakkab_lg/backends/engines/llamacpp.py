@@ -70,10 +70,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_argv(binary: Path, model_file: Path, settings: LlamaCppSettings, *, port: int, alias: str) -> list[str]:
+def build_argv(binary: Path, model_file: Path, settings: LlamaCppSettings, *, port: int, alias: str,
+               host: str = "127.0.0.1") -> list[str]:
     """The exact llama-server command line for one replica."""
     argv = [
-        str(binary), "-m", str(model_file), "--host", "127.0.0.1", "--port", str(port),
+        str(binary), "-m", str(model_file), "--host", host, "--port", str(port),
         "-a", alias,
         "-t", str(settings.threads), "-tb", str(settings.threads),
         "-c", str(settings.ctx_size * settings.parallel),  # llama-server splits -c across slots
@@ -101,9 +102,9 @@ class LlamaCppEngine(ProcessEngine):
         binary = self._binary or find_llama_server()
         model_file = resolve_model_file(self.model)
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.bind_host}:{self.port}"
         self._close_clients()
-        argv = build_argv(binary, model_file, self.settings, port=self.port, alias=self.name)
+        argv = build_argv(binary, model_file, self.settings, port=self.port, alias=self.name, host=self.bind_host)
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(binary.parent), env.get("LD_LIBRARY_PATH")]))
         log_path = cache_dir() / "logs" / f"{self.name}-{self.port}.log"

@@ -20,6 +20,9 @@ __all__ = ("ProcessEngine",)
 
 class ProcessEngine(HttpEngine):
     process: ChildProcess | None = None
+    # The address the server binds and is reached at: loopback for a child of the runtime; a Ray
+    # actor sets its node's IP so that the runtime on another node can reach it.
+    bind_host: str = "127.0.0.1"
 
     def _await_health(self, timeout_s: float, *, interval_s: float = 0.1,
                       each_poll: Callable[[], None] | None = None) -> bool:

@@ -109,13 +109,14 @@ def resolve_model(model: str) -> str:
     )
 
 
-def build_argv(python: Path | str, model: str, settings: VllmSettings, *, port: int, served_name: str) -> list[str]:
+def build_argv(python: Path | str, model: str, settings: VllmSettings, *, port: int, served_name: str,
+               host: str = "127.0.0.1") -> list[str]:
     """The exact vLLM command line for one replica."""
     argv = [
         str(python), "-m", _ENTRYPOINT,
         "--model", model,
         "--served-model-name", served_name,
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", host, "--port", str(port),
         "--tensor-parallel-size", str(settings.tensor_parallel_size),
         "--max-num-seqs", str(settings.max_num_seqs),
         "--gpu-memory-utilization", f"{settings.gpu_memory_utilization:g}",
@@ -225,7 +226,8 @@ class VllmEngine(ProcessEngine):
 
     def argv(self, port: int) -> list[str]:
         python = self._python or find_vllm_python()
-        return build_argv(python, resolve_model(self.model), self.settings, port=port, served_name=self.name)
+        return build_argv(python, resolve_model(self.model), self.settings, port=port, served_name=self.name,
+                          host=self.bind_host)
 
     def start(self, timeout_s: float = 600.0) -> None:
         if self.process is not None and self.process.alive():
@@ -234,7 +236,7 @@ class VllmEngine(ProcessEngine):
         model = resolve_model(self.model)  # fail on a bad path before looking for vllm
         self.port = free_port()
         argv = self.argv(self.port)
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.bind_host}:{self.port}"
         self._close_clients()
         self._draining = False
         env = build_env(dict(os.environ), visible, local_model=Path(model).exists())
