@@ -201,11 +201,14 @@ class RayBackend:
     def __init__(self, config: RayConfig | None = None) -> None:
         self.config = config or RayConfig()
         self.cluster = RayCluster(self.config)
+        self.engines: dict[tuple[str, int], RayEngine] = {}  # the latest engine per (deployment, replica)
 
     def __call__(self, deployment: Deployment, replica: int) -> EngineAdapter:
         if replica_bundle(deployment, replica) is None:
             return create_engine(deployment, replica)
-        return RayEngine(deployment, replica, self.cluster)
+        engine = RayEngine(deployment, replica, self.cluster)
+        self.engines[(deployment.name, replica)] = engine
+        return engine
 
     def bundle(self, deployment: Deployment, replica: int = 0) -> Bundle | None:
         return replica_bundle(deployment, replica)

@@ -132,7 +132,7 @@ def _public(resources: Mapping[str, float]) -> dict[str, float]:
 
 
 def shortfall(bundle: Bundle, nodes: Sequence[NodeView], *, now: bool = True) -> str:
-    """Which resource on which node keeps `bundle` out: per candidate node, the first resource short.
+    """Which resources on which node keep `bundle` out: per candidate node, each resource it lacks.
 
     `now=False` compares with each node's total (can it ever fit?), `now=True` with what is free.
     """
@@ -145,9 +145,8 @@ def shortfall(bundle: Bundle, nodes: Sequence[NodeView], *, now: bool = True) ->
         have = n.available if now else n.total
         short = [(k, v, have.get(k, 0.0)) for k, v in sorted(bundle.resources.items()) if have.get(k, 0.0) + 1e-9 < v]
         if short:
-            k, need, got = short[0]
             what = "free" if now else "in total"
-            lines.append(f"{n.short()}: {k} {got:g} {what}, needs {need:g}")
+            lines.append(f"{n.short()}: " + ", ".join(f"{k} {got:g} {what} (needs {need:g})" for k, need, got in short))
     return "; ".join(lines)
 
 

@@ -28,7 +28,7 @@ from murakkab_lg.backends.engines.llamacpp import free_port
 
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_worker_prestart": "0"}
 HEAD = {"num_cpus": 4, "num_gpus": 2, "resources": {"gpu_type:H100": 2}}
-NODE_B = {"num_cpus": 2, "num_gpus": 1, "resources": {"gpu_type:A100": 1}, "label": "node-b"}
+NODE_B = {"num_cpus": 2, "num_gpus": 2, "resources": {"gpu_type:A100": 1}, "label": "node-b"}
 
 
 def _ray_bin() -> str:
