@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from murakkab_lg.backends.ray.resources import NodeView
 from murakkab_lg.backends.telemetry.base import GpuTelemetry
 from murakkab_lg.errors import MurakkabError
 from murakkab_lg.spec import Inventory
@@ -31,6 +32,14 @@ class EngineStatus(BaseModel):
     detail: str  # where it is and its version, or why it is missing and how to fix it
 
 
+class RayStatus(BaseModel):
+    """The configured Ray cluster's nodes and resources, or why it cannot be reached."""
+
+    address: str
+    nodes: list[NodeView] = []
+    error: str | None = None
+
+
 class DoctorReport(BaseModel):
     machine: str
     gpu_backend: str | None
@@ -40,6 +49,7 @@ class DoctorReport(BaseModel):
     engines: list[EngineStatus]
     models: list[str]
     missing: list[str]
+    ray: RayStatus | None = None  # with --config naming cluster.ray
 
 
 def _dist_version(*names: str) -> str | None:
@@ -150,17 +160,53 @@ def render(report: DoctorReport, console: Console) -> None:
         console.print("[bold green]nothing missing[/]")
 
 
+def collect_ray(config_path: str) -> RayStatus | None:
+    """The cluster a config file's `cluster.ray` names (None when it names none); never raises."""
+    from murakkab_lg.backends.ray.cluster import RayCluster
+    from murakkab_lg.server.config import load_config
+
+    cfg = load_config(config_path).cluster.ray
+    if cfg is None:
+        return None
+    try:
+        return RayStatus(address=cfg.address, nodes=RayCluster(cfg).nodes())
+    except MurakkabError as e:
+        return RayStatus(address=cfg.address, error=str(e))
+
+
+def render_ray(status: RayStatus, console: Console) -> None:
+    if status.error:
+        console.print(f"[bold]Ray cluster[/] {status.address}: [red]unreachable[/]: {status.error}", highlight=False)
+        return
+    t = Table(title=f"Ray cluster ({status.address})", title_justify="left")
+    for col in ("node", "id", "address", "role", "alive", "resources free / total"):
+        t.add_column(col, overflow="fold")
+    for n in status.nodes:
+        keys = [k for k in sorted(n.total) if k in ("CPU", "GPU") or (":" in k and not k.startswith("node:"))]
+        res = ", ".join(f"{k} {n.available.get(k, 0.0):g}/{n.total[k]:g}" for k in keys)
+        t.add_row(n.name, n.node_id[:8], n.address, "head" if n.head else "worker",
+                  "yes" if n.alive else "[red]no[/]", res)
+    console.print(t)
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Show GPUs (NVML), engines and embedded models on this "
                                 "machine, and what is missing with how to fix it. Exits 0 without a GPU.")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--config", metavar="FILE", help="a `murakkab serve` config: with cluster.ray, also show the "
+                   "Ray cluster's nodes and resources")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     report = collect()
+    if getattr(args, "config", None):
+        report.ray = collect_ray(args.config)
     if args.json:
         print(report.model_dump_json(indent=1))
     else:
-        render(report, Console(width=max(100, int(os.environ.get("COLUMNS", "0") or 0))))
+        console = Console(width=max(100, int(os.environ.get("COLUMNS", "0") or 0)))
+        render(report, console)
+        if report.ray is not None:
+            render_ray(report.ray, console)
     return 0

@@ -25,6 +25,8 @@ silently falls back to a default). The server's file is the same schema plus its
     objective: cost                    # energy | latency | cost
     default: nano                      # deployment for calls with no intent, node or deployment
     warm: [nano]                       # deployments started before the first request
+    cluster:                           # optional: engines as Ray actors on a cluster (docs/cluster.md)
+      ray: {address: auto, namespace: murakkab}
 
 Profiles are needed only to plan by intent (`model="murakkab/<intent>"`, annotated nodes); a
 request that names its deployment is served without one. Paths are relative to the file.
@@ -40,6 +42,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from murakkab_lg.backends.ray.config import ClusterConfig
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError
 from murakkab_lg.runtime.runtime import Runtime
@@ -53,8 +56,8 @@ C = TypeVar("C", bound="RuntimeConfig")
 class RuntimeConfig(BaseModel):
     """What a Runtime runs and how it plans (see the module docstring for an example).
 
-    Room to grow: further top-level sections (a `cluster:` for Ray) are added as fields here,
-    so every command that reads the file accepts them at once.
+    Further top-level sections (like `cluster:` for Ray) are fields here, so every command that
+    reads the file accepts them at once.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,6 +71,7 @@ class RuntimeConfig(BaseModel):
     objective: Objective = Objective.ENERGY
     default: str | None = None
     warm: list[str] = []
+    cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> RuntimeConfig:
@@ -76,6 +80,8 @@ class RuntimeConfig(BaseModel):
         names = [d.name for d in self.deployments]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate deployment names in {names}")
+        if self.engine_factory is not None and self.cluster.ray is not None:
+            raise ValueError("give either `engine_factory` or `cluster.ray` (which builds the engines as Ray actors)")
         if self.engine_factory is not None and ":" not in self.engine_factory:
             raise ValueError(f"engine_factory {self.engine_factory!r} must look like 'package.module:function'")
         return self
@@ -131,6 +137,11 @@ def build_runtime(cfg: RuntimeConfig, **overrides: Any) -> Runtime:
     factory = load_factory(cfg)
     if factory is not None:
         kwargs["engine_factory"] = factory
+    if cfg.cluster.ray is not None:  # imports Ray and connects now: an unreachable cluster fails here
+        from murakkab_lg.backends.ray import RayBackend
+
+        backend = RayBackend(cfg.cluster.ray)
+        kwargs["engine_factory"], kwargs["inventory"] = backend, backend.inventory()
     kwargs.update(overrides)
     for p in cfg.profiles:
         if not p.is_file():
