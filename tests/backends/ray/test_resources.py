@@ -85,3 +85,13 @@ def test_config_validates_addresses():
     assert ClusterConfig.model_validate({"ray": {"address": "ray://head:10001"}}).ray.address == "ray://head:10001"
     with pytest.raises(ValueError, match="must be 'auto', 'local'"):
         RayConfig(address="head")
+
+
+def test_without_ray_installed_the_error_names_the_extra(monkeypatch):
+    import sys
+
+    from murakkab_lg.backends.ray.cluster import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'murakkab-lg\[ray\]'"):
+        import_ray()
