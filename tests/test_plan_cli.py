@@ -211,3 +211,32 @@ def test_plan_table_keeps_deployment_names_whole_at_80_columns(tmp_path, capsys)
     assert len(max(names, key=len)) >= 25  # long published names, the ones that used to fold
     for name in names:
         assert any(name in line for line in table), name
+
+
+def test_functional_api_target(tmp_path, capsys, monkeypatch):
+    (tmp_path / "fnapp.py").write_text(textwrap.dedent("""
+        from langgraph.func import entrypoint, task
+        from murakkab_lg import annotate
+
+        @task
+        def classify(text):
+            return text
+
+        @task
+        def answer(text):
+            return text
+
+        @entrypoint()
+        def triage(text):
+            label = classify(text).result()
+            return answer(label).result()
+
+        annotate(triage, {"classify": "classify", "answer": "answer"})
+    """))
+    monkeypatch.chdir(tmp_path)
+    _no_gpu(monkeypatch)
+    with pytest.warns(UserWarning, match="planned as a chain"):
+        assert main(["plan", "fnapp:triage", "--slo", "60", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [c["node"] for c in data["choices"]] == ["triage/classify", "triage/answer"]
+    assert data["totals"]["critical_path"] == ["triage/classify", "triage/answer"]

@@ -13,10 +13,11 @@ from typing import Any
 from murakkab_lg.spec import Intent
 from murakkab_lg.wire import Route
 
-__all__ = ("ANNOTATION_KEY", "WORKFLOW_KEY", "node_path", "route_from_metadata")
+__all__ = ("ANNOTATION_KEY", "TASKS_KEY", "WORKFLOW_KEY", "node_annotation", "node_path", "route_from_metadata")
 
 ANNOTATION_KEY = "murakkab"
 WORKFLOW_KEY = "murakkab_workflow"
+TASKS_KEY = "murakkab_tasks"  # on a functional-API entrypoint: task name -> its metadata
 
 
 def node_path(metadata: Mapping[str, Any]) -> str | None:
@@ -32,10 +33,27 @@ def node_path(metadata: Mapping[str, Any]) -> str | None:
     return node if isinstance(node, str) else None
 
 
+def node_annotation(metadata: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """(raw annotation, node path) of the node a call runs in.
+
+    A functional-API `@task` has no metadata of its own and inherits its entrypoint's, where
+    annotate() keeps the tasks' annotations under `murakkab_tasks`: a task with one is its own
+    node (`entry/task`); the calls of a task without one belong to its entrypoint.
+    """
+    path = node_path(metadata)
+    tasks = metadata.get(TASKS_KEY)
+    pushed = "__pregel_push" in (metadata.get("langgraph_triggers") or ())
+    if isinstance(tasks, Mapping) and pushed and path and "/" in path:
+        entry, _, task = path.rpartition("/")
+        own = (tasks.get(task) or {}).get(ANNOTATION_KEY)
+        return (own, path) if own is not None else (metadata.get(ANNOTATION_KEY), entry)
+    return metadata.get(ANNOTATION_KEY), path
+
+
 def route_from_metadata(metadata: Mapping[str, Any], workflow: str | None = None) -> Route | None:
     """The Route for a call made inside an annotated node, or None outside one."""
-    raw = metadata.get(ANNOTATION_KEY)
+    raw, path = node_annotation(metadata)
     if raw is None:
         return None
     intent = raw if isinstance(raw, Intent) else Intent.model_validate(raw)
-    return Route(workflow=metadata.get(WORKFLOW_KEY, workflow), node=node_path(metadata), intent=intent)
+    return Route(workflow=metadata.get(WORKFLOW_KEY, workflow), node=path, intent=intent)

@@ -90,7 +90,9 @@ def annotate(graph: G, annotations: Mapping[str, Intent | Mapping[str, Any] | st
     """Set the `murakkab` annotation of each named node; returns `graph` (changed in place).
 
     Keys are node paths: `extract`, or `research/summarize` for node `summarize` of the subgraph
-    that node `research` runs. Values are `Intent(...)`, an intent name, or the dict form.
+    that node `research` runs; for a functional-API graph, the entrypoint's name and its tasks'
+    (`triage/classify`). A name that ends exactly one path stands for it (`classify`).
+    Values are `Intent(...)`, an intent name, or the dict form.
     Raises ConfigError naming the valid paths, intents or keys when something does not match.
     """
     if not isinstance(annotations, Mapping) or not annotations:
@@ -99,14 +101,26 @@ def annotate(graph: G, annotations: Mapping[str, Intent | Mapping[str, Any] | st
         refs = {ref.path: ref for ref in iter_nodes(graph)}
     except TypeError as e:
         raise ConfigError(f"annotate(): {e}. To fix: pass the StateGraph builder or its compiled graph.") from None
-    unknown = [p for p in annotations if p not in refs]
+    paths = {key: _resolve_path(key, refs) for key in annotations}
+    unknown = [k for k, p in paths.items() if p is None]
     if unknown:
         raise ConfigError(f"annotate(): no node {unknown[0]!r} in the graph; valid node paths: "
-                          f"{', '.join(refs) or '(none)'}. Subgraph nodes are addressed as 'outer/inner'.")
-    intents = {path: to_intent(value, path) for path, value in annotations.items()}  # all valid before any change
+                          f"{', '.join(refs) or '(none)'}. Subgraph nodes are addressed as 'outer/inner' "
+                          "(a functional-API task as 'entrypoint/task', or by its name alone).")
+    # all valid before any change
+    intents = {paths[key]: to_intent(value, paths[key]) for key, value in annotations.items()}
     for path, intent in intents.items():
         refs[path].set_metadata(ANNOTATION_KEY, _stored(intent))
     return graph
+
+
+def _resolve_path(key: str, refs: Mapping[str, Any]) -> str | None:
+    """`key` itself if it is a node path, else the one path whose last part is `key` (so a
+    functional-API task is annotated by its name, `classify` for `triage/classify`)."""
+    if key in refs:
+        return key
+    matches = [p for p in refs if p.rsplit("/", 1)[-1] == key]
+    return matches[0] if len(matches) == 1 else None
 
 
 def annotations_of(graph: Any) -> dict[str, Intent]:

@@ -16,7 +16,11 @@ without a path map, nodes it finds unreachable). From the builder:
   with no such annotation is planned as one pass, with a warning);
 * a `Send` fan-out's width is the target's `expected_fanout` annotation;
 * nodes without an annotation are not LLM calls to plan: they are contracted away (their
-  predecessors connect to their successors), unless `default` gives them an intent.
+  predecessors connect to their successors), unless `default` gives them an intent;
+* functional-API graphs (`@entrypoint` with `@task`s) have no builder: each task is a node
+  (`entry/task`), and since which task runs after which is only known when the code runs, the
+  entrypoint and its tasks are planned as one chain in the order the code names them (an upper
+  bound on latency), with a `StructureWarning` when there is more than one task.
 
 Expected calls and tokens per node come from the annotation (`expected_calls`,
 `expected_input_tokens`, `expected_output_tokens`); `with_observed()` replaces them with
@@ -25,23 +29,34 @@ telemetry when the runtime has seen the node run.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.integrations.langgraph._graph import _subgraph_of, is_builder, is_compiled
+from murakkab_lg.integrations.langgraph._graph import (
+    _subgraph_of,
+    functional_tasks,
+    is_builder,
+    is_compiled,
+    is_functional,
+)
 from murakkab_lg.integrations.langgraph.annotate import annotations_of
 from murakkab_lg.spec import Intent, Objective, Workflow, WorkflowNode
 
-__all__ = ("LoopWarning", "extract", "with_observed", "workflow_from_graph")
+__all__ = ("LoopWarning", "StructureWarning", "extract", "with_observed", "workflow_from_graph")
 
 _START, _END = "__start__", "__end__"
 
 
 class LoopWarning(UserWarning):
     """A loop in the graph has no `expected_iterations` annotation."""
+
+
+class StructureWarning(UserWarning):
+    """Part of the graph's structure is unknown before it runs (functional API); planned as a chain."""
 
 
 @dataclass
@@ -94,7 +109,29 @@ def _raw_edges(builder: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _flatten_functional(graph: Any, prefix: str) -> _Flat:
+    """An `@entrypoint` graph: the entrypoint, then its tasks, as a chain (see the module docstring)."""
+    flat = _Flat()
+    for name, pnode in graph.nodes.items():
+        if name in (_START, _END):
+            continue
+        chain = [prefix + name, *(f"{prefix}{name}/{t}" for t in functional_tasks(pnode))]
+        flat.leaves += chain
+        flat.edges += list(itertools.pairwise(chain))
+        flat.entries.append(chain[0])
+        flat.exits.append(chain[-1])
+        if len(chain) > 2:
+            warnings.warn(
+                f"functional-API graph {prefix + name!r}: the order of its tasks ({', '.join(chain[1:])}) is not "
+                "known before it runs, so it is planned as a chain in the order the code names them (an upper "
+                "bound on latency if some run in parallel). To fix: write it as a StateGraph, or plan it "
+                "from a YAML/JSON workflow file with its real edges.", StructureWarning, stacklevel=3)
+    return flat
+
+
 def _flatten(graph: Any, prefix: str = "") -> _Flat:
+    if is_functional(graph):
+        return _flatten_functional(graph, prefix)
     builder = _builder(graph)
     subs = _subgraphs(graph, builder)
     flat = _Flat()

@@ -34,7 +34,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import PrivateAttr
 
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.integrations.context import node_path
+from murakkab_lg.integrations.context import node_annotation, node_path
 from murakkab_lg.integrations.langgraph._convert import (
     StructuredOutput,
     chunk_from_data,
@@ -147,8 +147,7 @@ class Interceptor:
 
     def call_for(self, metadata: Mapping[str, Any]) -> _Call | None:
         """The route for a call with this run metadata; None means pass through untouched."""
-        raw = metadata.get(ANNOTATION_KEY)
-        path = node_path(metadata)
+        raw, path = node_annotation(metadata)
         hit = self._calls.get(path)
         if hit is not None and hit[0] is raw:
             return hit[1]
