@@ -182,7 +182,7 @@ def _local_inventory(kind: str, inventory: Inventory | None) -> tuple[Inventory 
 
 
 def _candidates(kind: str, profile_files: list[str], extra: list[Deployment],  # type: ignore[no-untyped-def]
-                inventory: Inventory | None):
+                inventory: Inventory | None = None):
     from murakkab_lg.catalog.profiles import ProfileStore, read_profile_file
     from murakkab_lg.policies import Candidate
 
