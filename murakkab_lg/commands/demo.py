@@ -1,4 +1,4 @@
-"""`murakkab demo [--quick] [--pairs N] [--json PATH]`: the ticket-triage workflow, static-largest vs planned."""
+"""`murakkab demo [--quick] [--pairs N] [--json PATH] [--png FILE]`: the ticket-triage workflow, static-largest vs planned."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4, help="tickets in flight at once (default 4)")
     p.add_argument("--policy", default="greedy", help="planning policy for the planned run (default greedy)")
     p.add_argument("--json", type=Path, default=None, help="also save the results as JSON here")
+    p.add_argument("--png", type=Path, default=None, help="also draw per-node latency and energy, static vs "
+                   "planned, to this file; needs the `plot` extra")
     return p
 
 
@@ -47,4 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(result.model_dump_json(indent=1) + "\n")
         console.print(f"saved {args.json}")
+    if args.png:
+        from murakkab_lg.figures import run_figure, save
+
+        save(run_figure({"static": result.static.nodes, "planned": result.planned.nodes}), args.png)
+        console.print(f"saved {args.png}")
     return 0 if all(r.all_quality_ok for r in result.planned_runs) else 1

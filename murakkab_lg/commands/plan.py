@@ -1,4 +1,4 @@
-"""`murakkab plan TARGET [--policy] [--objective] [--json PATH]`: plan a workflow and explain it.
+"""`murakkab plan TARGET [--policy] [--objective] [--json PATH] [--png FILE]`: plan a workflow and explain it.
 
 TARGET is a LangGraph graph as `package.module:attr` (a StateGraph, a compiled graph, a function
 of no arguments returning one, or a `Workflow`), or a YAML/JSON workflow file (format in
@@ -46,6 +46,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--inventory", metavar="FILE", help="devices to fit (YAML/JSON `devices: [...]`)")
     p.add_argument("--json", metavar="PATH", help="also write the plan as JSON (`-`: stdout, no table)")
     p.add_argument("--top", type=int, default=3, help="rejected alternatives shown per node (default 3)")
+    p.add_argument("--png", metavar="FILE", help="also draw the plan (DAG with each node's deployment, quality "
+                   "vs floor, predicted latency and energy) to FILE; needs the `plot` extra")
     return p
 
 
@@ -259,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
     notes = [[n for n in (scope_note, _quality_note(p, cands)) if n] for p in plans]
     if args.json:
         explain.write_json(args.json, plans, wfs, top=args.top, notes=notes)
+    if args.png:
+        from murakkab_lg.figures import plan_figure, save
+
+        save(plan_figure(plans, wfs), args.png)
     if args.json != "-":
         console = Console()
         for plan, wf, note in zip(plans, wfs, notes, strict=True):
