@@ -142,19 +142,20 @@ def _draw_plan(ax: Axes, plan: Plan, workflow: Workflow | None, colour: Mapping[
             facecolor=(*colour[c.deployment][:3], 0.22), edgecolor="0.2" if ok else "red", lw=1.0 if ok else 2.5))
         ax.text(x, y + _BOX_H * 0.3, c.node, ha="center", va="center", fontsize=9, fontweight="bold")
         ax.text(x, y - _BOX_H * 0.1, text, ha="center", va="center", fontsize=8.5, linespacing=1.4)
-    width = max(columns) + 1
-    ax.set_xlim(-0.5, width - 0.5)
+    n_levels = max(columns) + 1
+    ax.set_xlim(-0.5, n_levels - 0.5)
     ax.set_ylim(-rows / 2 - 0.05, rows / 2 + (0.55 if skips else 0.05))
-    ax.set_xticks(range(width), [f"stage {i + 1}" for i in range(width)])
+    ax.set_xticks(range(n_levels), [f"stage {i + 1}" for i in range(n_levels)])
     ax.set_yticks([])
-    ax.set_xlabel("execution order (topological level of the workflow DAG); boxes: predicted per workflow run")
+    ax.set_xlabel("execution order (topological level); boxes: predicted per workflow run")
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     handles = [Patch(facecolor=(*colour[d.name][:3], 0.4), edgecolor="0.2",
                                  label=f"{d.name} ({d.engine.label()}, {d.placement.device})")
                for d in plan.deployments if d.name in {c.deployment for c in plan.choices}]
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(2, len(handles)),
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  ncol=1 if n_levels < 3 else min(2, len(handles)),
                   fontsize=8, frameon=False, title="deployment", title_fontsize=8)
     energy = sum(c.prediction.energy_j for c in plan.choices)
     if workflow is not None:
@@ -186,7 +187,7 @@ def plan_figure(plan: Plan | Sequence[Plan], workflow: Workflow | Sequence[Workf
         lv = levels(w or Workflow(name=p.workflow, nodes=()), [c.node for c in p.choices])
         per_level = [list(lv.values()).count(i) for i in set(lv.values())]
         sizes.append((max(lv.values()) + 1, max(per_level)))
-    width = max(4.0, 2.6 * max(s[0] for s in sizes))
+    width = max(6.5, 2.8 * max(s[0] for s in sizes))
     heights = [1.9 + 1.1 * s[1] for s in sizes]
     fig = Figure(figsize=(width, sum(heights) + 0.9 * len(plans)), layout="constrained")
     axes = fig.subplots(len(plans), 1, squeeze=False, height_ratios=heights)[:, 0]
