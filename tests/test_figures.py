@@ -127,3 +127,18 @@ def test_plan_cli_png(tmp_path, capsys):
     assert png.read_bytes()[:8] == PNG
     assert main(["plan", str(wf), "--candidates", "embedded", "--png", str(tmp_path / "no" / "x.png")]) == 1
     assert "cannot write the figure" in capsys.readouterr().err
+
+
+def test_run_figure_draws_the_demo_rows():
+    # `murakkab demo --png` passes the demo's NodeResult rows (name/model instead of node/deployments)
+    from murakkab_lg.demo.run import NodeResult
+
+    def row(name: str, model: str, p50: float, energy: float) -> NodeResult:
+        return NodeResult(name=name, intent="classify", model=model, engine="llamacpp", quality=0.9, min_quality=0.5,
+                          quality_ok=True, p50_s=p50, calls=3, tokens=100, energy_j=energy, energy_label="estimated")
+
+    fig = run_figure({"static": [row("sentiment", "large", 1.8, 53.0)],
+                      "planned": [row("sentiment", "small", 0.9, 34.0)]})
+    _, ax_energy = fig.axes
+    assert [p.get_height() for p in ax_energy.patches] == [53.0, 34.0]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][2:] == ["large", "small"]
