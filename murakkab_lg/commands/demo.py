@@ -1,4 +1,4 @@
-"""`murakkab demo [--quick] [--pairs N] [--json PATH] [--png FILE]`: the ticket-triage workflow, static-largest vs planned."""
+"""`murakkab demo [--quick] [--pairs N] [--json PATH] [--png FILE]`: ticket triage, static-largest vs planned."""
 
 from __future__ import annotations
 
