@@ -1,7 +1,8 @@
 """LangGraph's functional API (`@entrypoint` calling `@task`s): annotate by name, plan, route.
 
 The graph, LangChain's ChatOpenAI, httpx and the Runtime are real; the deployments are the real
-scripted HTTP engine (a model whose answer says which deployment served it).
+scripted HTTP engine (a model whose answer says which deployment served it; `engine`, `provider`
+and `llm` come from this folder's conftest).
 """
 
 from __future__ import annotations
@@ -10,40 +11,18 @@ import warnings
 from typing import Any
 
 import pytest
-from langchain_openai import ChatOpenAI
 from langgraph.func import entrypoint, task
 
 from murakkab_lg import Intent, annotate, wrap
 from murakkab_lg.errors import ConfigError
 from murakkab_lg.integrations.langgraph.extract import StructureWarning, workflow_from_graph
-from murakkab_lg.testing.scripted_engine import Reply, ScriptedServer, scripted_runtime, synthetic_profile
+from murakkab_lg.testing.scripted_engine import synthetic_profile
 
 pytestmark = pytest.mark.timeout(120)
 
 _INTENTS = ("classify", "answer", "summarize")
 PROFILES = {"small": synthetic_profile("small", quality=dict.fromkeys(_INTENTS, 0.6), energy_per_output_token_j=0.05),
             "big": synthetic_profile("big", quality=dict.fromkeys(_INTENTS, 0.9), energy_per_output_token_j=0.2)}
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with ScriptedServer(lambda req: Reply.text(f"engine {req.model}"), name="engine") as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def provider():
-    """The user's own provider: calls that must not be routed land here."""
-    with ScriptedServer(lambda r: Reply.text("provider says hi"), name="provider") as srv:
-        yield srv
-
-
-@pytest.fixture
-def runtime(engine):
-    engine.clear()
-    rt = scripted_runtime(engine, PROFILES)
-    yield rt
-    rt.close()
 
 
 def _triage(llm: Any) -> Any:
@@ -63,12 +42,6 @@ def _triage(llm: Any) -> Any:
         return {"label": label, "reply": answer(text, label).result(), "note": llm.invoke("note").content}
 
     return triage
-
-
-@pytest.fixture
-def llm(provider):
-    provider.clear()
-    return ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=provider.url, max_tokens=16, temperature=0)
 
 
 def test_tasks_are_annotated_by_name_planned_and_routed(runtime, engine, provider, llm):

@@ -18,14 +18,13 @@ from langchain.agents import create_agent
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from murakkab_lg import Intent, annotate, wrap
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.testing.scripted_engine import Reply, ScriptedServer, ToolCall, scripted_runtime, synthetic_profile
+from murakkab_lg.testing.scripted_engine import Reply, ToolCall, scripted_runtime, synthetic_profile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,33 +37,6 @@ PROFILES = {"small": synthetic_profile("small", quality=dict.fromkeys(_INTENTS, 
 def _echo(req: Any) -> Reply:
     """The engine says which deployment answered, so outputs show routing too."""
     return Reply.text(f"engine {req.model}")
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with ScriptedServer(_echo, name="engine") as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def provider():
-    """Stands in for the user's own LLM provider: calls that must NOT be routed land here."""
-    with ScriptedServer(lambda r: Reply.text("provider says hi"), name="provider") as srv:
-        yield srv
-
-
-@pytest.fixture
-def runtime(engine):
-    engine.clear()
-    rt = scripted_runtime(engine, PROFILES)
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def llm(provider):
-    provider.clear()
-    return ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=provider.url, max_tokens=32, temperature=0)
 
 
 class Notes(TypedDict):
