@@ -240,3 +240,19 @@ def test_functional_api_target(tmp_path, capsys, monkeypatch):
     data = json.loads(capsys.readouterr().out)
     assert [c["node"] for c in data["choices"]] == ["triage/classify", "triage/answer"]
     assert data["totals"]["critical_path"] == ["triage/classify", "triage/answer"]
+
+
+def test_errors_print_extras_verbatim(tmp_path, capsys, monkeypatch):
+    """The CLI prints errors through rich; a fix naming `murakkab-lg[nvml]` must keep its extra."""
+    from murakkab_lg.backends.telemetry import inventory as inv_mod
+    from murakkab_lg.spec import Device, Inventory
+
+    cpu = Inventory(devices=(Device(id="cpu", kind="cpu", memory_gb=24.0, compute_units=2.0),))
+    monkeypatch.setattr(inv_mod, "detect_inventory",
+                        lambda **_: (cpu, "To fix: `pip install 'murakkab-lg[nvml]'`"))
+    wf = tmp_path / "hard.json"
+    wf.write_text(json.dumps({"name": "hard", "nodes": [{"name": "x", "intent": "extract", "min_quality": 0.999}]}))
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["plan", str(wf)]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'murakkab-lg[nvml]'" in err and "--candidates all" in err
