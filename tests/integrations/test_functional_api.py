@@ -7,6 +7,7 @@ and `llm` come from this folder's conftest).
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from typing import Any
 
@@ -101,3 +102,19 @@ def test_a_single_task_plans_without_a_warning(runtime, engine, llm):
         wrapped = wrap(one, runtime=runtime)
         assert wrapped.invoke("x") == "engine small"
     assert [c.node for c in wrapped.murakkab_plan.choices] == ["one/only"]
+
+
+async def test_async_tasks_run_in_parallel_are_routed(runtime, engine, provider, llm):
+    @task
+    async def label(text: str) -> str:
+        return (await llm.ainvoke(text)).content
+
+    @entrypoint()
+    async def both(text: str) -> list[str]:
+        return list(await asyncio.gather(label(text), label(text + "!")))
+
+    annotate(both, {"label": Intent("classify", min_quality=0.8)})
+    app = wrap(both, runtime=runtime)
+    assert await app.ainvoke("x") == ["engine big", "engine big"]
+    assert app.last_report().served() == {"both/label": ("big",)}
+    assert provider.requests == []
