@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,7 +19,7 @@ from murakkab_lg.errors import ConfigError
 
 __all__ = ("EvalItem", "EvalSet", "eval_set_names", "get_eval_set", "register_eval_set", "wilson_interval")
 
-Scorer = Callable[[str, Any], float]  # (model output text, reference) -> score in [0, 1]
+Scorer = Callable[[Any, Any], float]  # (model output: text or message, reference) -> score in [0, 1]
 
 
 class EvalItem(BaseModel):
@@ -28,6 +28,7 @@ class EvalItem(BaseModel):
     id: str
     messages: tuple[dict[str, Any], ...]  # OpenAI chat messages
     reference: Any
+    request: dict[str, Any] = {}  # per-item request fields, e.g. the tools it offers
 
 
 class EvalSet(BaseModel):
@@ -43,12 +44,21 @@ class EvalSet(BaseModel):
     max_tokens: int = 64
     request_extra: dict[str, Any] = {}  # e.g. response_format
     license: str = "Apache-2.0 (written for murakkab-lg)"
+    scores: Literal["content", "message"] = "content"  # what the scorer reads: the text, or the whole message
 
     def body(self, item: EvalItem) -> dict[str, Any]:
         return {"messages": list(item.messages), "max_tokens": self.max_tokens, "temperature": 0.0,
-                "seed": 0, **self.request_extra}
+                "seed": 0, **self.request_extra, **item.request}
 
-    def score(self, item: EvalItem, output: str) -> float:
+    def output(self, resp: dict[str, Any]) -> Any:
+        """What the scorer sees of a response: its text ("" when none), or its message (tool calls)."""
+        try:
+            msg = resp["choices"][0]["message"] or {}
+        except (KeyError, IndexError, TypeError):
+            msg = {}
+        return dict(msg) if self.scores == "message" else (msg.get("content") or "")
+
+    def score(self, item: EvalItem, output: Any) -> float:
         return float(self.scorer(output, item.reference))
 
 

@@ -14,7 +14,7 @@ from murakkab_lg.evals import scorers
 from murakkab_lg.evals.base import EvalItem, EvalSet, Scorer, load_json_data, register_eval_set
 from murakkab_lg.spec import intent_metric
 
-__all__ = ("BUILTIN_SETS", "load_builtin")
+__all__ = ("BUILTIN_SETS", "load_builtin", "load_tool_use")
 
 
 
@@ -48,7 +48,7 @@ _SPECS: dict[str, tuple[str, Callable[[dict[str, Any]], str], Scorer]] = {
     "code": ("code.json", _code, scorers.score_code),
 }
 
-BUILTIN_SETS: tuple[str, ...] = tuple(f"core.{intent}" for intent in _SPECS)
+BUILTIN_SETS: tuple[str, ...] = (*(f"core.{intent}" for intent in _SPECS), "core.tool-use")
 
 
 def load_builtin(intent: str) -> EvalSet:
@@ -66,9 +66,30 @@ def load_builtin(intent: str) -> EvalSet:
                    scorer=scorer, max_tokens=int(data["max_tokens"]), license=data["license"])
 
 
+def load_tool_use() -> EvalSet:
+    """`core.tool-use`: each item offers one to three tools (the shared catalogue in the data file)
+    with `tool_choice` auto, as an agent does, and is scored on the message's `tool_calls`."""
+    data = load_json_data("murakkab_lg.evals", "data/tool_use.json")
+    catalogue = data["tools"]
+    items = tuple(
+        EvalItem(
+            id=raw["id"],
+            messages=({"role": "system", "content": data["system"]}, {"role": "user", "content": raw["text"]}),
+            reference={"name": raw["reference"], "schema": catalogue[raw["reference"]]["parameters"]},
+            request={"tools": [{"type": "function", "function": {"name": t, **catalogue[t]}} for t in raw["tools"]],
+                     "tool_choice": "auto"},
+        )
+        for raw in data["items"]
+    )
+    return EvalSet(name=data["name"], intent=data["intent"], metric=intent_metric("tool-use"), items=items,
+                   scorer=scorers.score_tool_use, max_tokens=int(data["max_tokens"]), license=data["license"],
+                   scores="message")
+
+
 def _register() -> None:
     for intent in _SPECS:
         register_eval_set(f"core.{intent}", lambda intent=intent: load_builtin(intent))
+    register_eval_set("core.tool-use", load_tool_use)
 
 
 _register()

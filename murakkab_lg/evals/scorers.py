@@ -25,6 +25,7 @@ __all__ = (
     "score_extract",
     "score_reason",
     "score_summarize",
+    "score_tool_use",
 )
 
 CODE_TIMEOUT_S = 5.0
@@ -143,3 +144,28 @@ def score_code(output: str, reference: str) -> float:
         except subprocess.TimeoutExpired:
             return 0.0
     return 1.0 if proc.returncode == 0 else 0.0
+
+
+def score_tool_use(message: dict[str, Any], reference: dict[str, Any]) -> float:
+    """1 if the first tool call names the reference tool with arguments valid for its schema.
+
+    `message` is the whole assistant message (its `tool_calls`), `reference` holds the tool's
+    `name` and the JSON `schema` of its parameters. A call written as text in `content` scores 0:
+    an agent only runs calls that arrive as `tool_calls`.
+    """
+    try:
+        import jsonschema
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise ImportError("scoring tool-use needs jsonschema. To fix: pip install jsonschema") from e
+    calls = (message or {}).get("tool_calls") or []
+    if not calls:
+        return 0.0
+    fn = calls[0].get("function") or {}
+    if fn.get("name") != reference["name"]:
+        return 0.0
+    try:
+        args = json.loads(fn.get("arguments") or "{}") if isinstance(fn.get("arguments"), str) else fn.get("arguments")
+        jsonschema.validate(args, reference["schema"])
+    except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError):
+        return 0.0
+    return 1.0

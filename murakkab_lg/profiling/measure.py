@@ -36,13 +36,6 @@ class ItemResult:
     completion_tokens: int
 
 
-def _text(resp: dict[str, Any]) -> str:
-    try:
-        return resp["choices"][0]["message"].get("content") or ""
-    except (KeyError, IndexError, AttributeError):
-        return ""
-
-
 async def run_eval_items(
     engine: EngineAdapter,
     eval_set: EvalSet,
@@ -59,7 +52,7 @@ async def run_eval_items(
         async with sem:
             resp = await engine.acomplete({**eval_set.body(item), "model": model})
         # Scoring may run generated code in a subprocess: keep it off the event loop.
-        score = await asyncio.to_thread(eval_set.score, item, _text(resp))
+        score = await asyncio.to_thread(eval_set.score, item, eval_set.output(resp))
         usage = resp.get("usage") or {}
         on_done(ItemResult(item.id, float(score), int(usage.get("prompt_tokens") or 0),
                            int(usage.get("completion_tokens") or 0)))
