@@ -27,6 +27,7 @@ from murakkab_lg.runtime.live import LiveState
 from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
 from murakkab_lg.runtime.status import RuntimeStatus, build_status
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
+from murakkab_lg.runtime.tool_routing import carries_tools, route_tool_call
 from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Plan, VllmSettings, Workflow, WorkflowNode
 from murakkab_lg.wire import Route
 
@@ -185,9 +186,14 @@ class Runtime:
         names = [a.deployment for c in plan.choices for a in c.alternatives[:k]]
         return [n for n in dict.fromkeys(names) if n in self.deployments]
 
-    def resolve(self, route: Route | None) -> Deployment:
-        """Route -> deployment: explicit deployment > planned node > intent > default."""
+    def resolve(self, route: Route | None, body: Body | None = None) -> Deployment:
+        """Route -> deployment: explicit deployment > planned node > intent > default; a `body`
+        that carries tools only goes where tool-use meets the node's floor (runtime/tool_routing.py)."""
         dep = self._resolve(route)
+        if body is not None and (route is None or route.deployment is None) and carries_tools(body):
+            rows = [p for n in self.deployments if (p := self.profiles.get(n)) is not None]
+            dep = self.deployments[route_tool_call(dep.name, route.intent if route else None, rows,
+                                                   objective=self.objective, node=route.node if route else None)]
         if isinstance(dep.engine, VllmSettings) and not dep.placement.gpus and not self._pool.is_running(dep.name):
             dep = self._place([dep])[0]  # reached without apply(): place it alone
             self.deployments[dep.name] = dep
@@ -270,7 +276,7 @@ class Runtime:
         if stages is not None:
             assert route is not None
             return _cascade.complete(self.complete, body, route, stages)
-        dep = self.resolve(route)
+        dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         for attempt in (0, 1):
             call = self._attempt(route, dep, attempt)
@@ -294,7 +300,7 @@ class Runtime:
         if stages is not None:
             assert route is not None
             return await _cascade.acomplete(self.acomplete, body, route, stages)
-        dep = self.resolve(route)
+        dep = self.resolve(route, body)
         if not self._pool.is_running(dep.name):
             await asyncio.to_thread(self._pool.ensure, dep)
         req = self._prepare(body, dep)
@@ -322,7 +328,7 @@ class Runtime:
             assert route is not None
             yield from _cascade.stream(self.stream, body, route, stages)
             return
-        dep = self.resolve(route)
+        dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
         for attempt in (0, 1):
@@ -350,7 +356,7 @@ class Runtime:
             async for chunk in _cascade.astream(self.astream, body, route, stages):
                 yield chunk
             return
-        dep = self.resolve(route)
+        dep = self.resolve(route, body)
         if not self._pool.is_running(dep.name):
             await asyncio.to_thread(self._pool.ensure, dep)
         req = self._prepare(body, dep)

@@ -54,7 +54,8 @@ class EngineHost:
                 engine.bind_host = self.address
             self.engine = engine
         self.engine.start(timeout_s)
-        return {"url": getattr(self.engine, "base_url", ""), "node_id": self.node_id, "address": self.address,
+        return {"url": getattr(self.engine, "base_url", ""), "api_key": getattr(self.engine, "api_key", None),
+                "node_id": self.node_id, "address": self.address,
                 "pid": os.getpid(), "engine_pid": getattr(getattr(self.engine, "process", None), "pid", None),
                 "gpus": list(self.gpus)}
 

@@ -94,6 +94,7 @@ class RayEngine(HttpEngine):
             self.node_id, self.node_address = info["node_id"], info["address"]
             self.actor_gpus, self.engine_pid = tuple(info["gpus"]), info["engine_pid"]
             self.base_url = info["url"]
+            self.api_key = info.get("api_key")  # llama-server's per-replica key (see engines/llamacpp.py)
             self._close_clients()
 
     def stop(self) -> None:
