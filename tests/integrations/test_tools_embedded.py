@@ -43,7 +43,7 @@ def _agent(seen: list[str]):
 
 def test_create_agent_calls_its_tool_and_finishes(runtime):
     seen: list[str] = []
-    app = wrap(annotate(_agent(seen), {"model": Intent("tool-use")}), runtime=runtime)
+    app = wrap(annotate(_agent(seen), {"model": Intent("tool-use", expected_iterations=2)}), runtime=runtime)
     out = app.invoke({"messages": [{"role": "user", "content": "What is the weather in Paris?"}]})
     msgs = out["messages"]
     calls = [c for m in msgs if isinstance(m, AIMessage) for c in m.tool_calls]
@@ -57,7 +57,7 @@ def test_create_agent_calls_its_tool_and_finishes(runtime):
 
 async def test_streamed_agent_gets_the_tool_call_as_one_delta(runtime):
     seen: list[str] = []
-    app = wrap(annotate(_agent(seen), {"model": Intent("tool-use")}), runtime=runtime)
+    app = wrap(annotate(_agent(seen), {"model": Intent("tool-use", expected_iterations=2)}), runtime=runtime)
     chunks = []
     async for chunk, meta in app.astream({"messages": [{"role": "user", "content": "Weather in Tokyo?"}]},
                                          stream_mode="messages"):
