@@ -15,6 +15,7 @@ own control functions (runtime/control.py) plug in here once they exist; until t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def simulate(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...],
     rate = arrivals.rate_per_s if arrivals.kind != "closed" else 0.0
     fleet = build_fleet(template, assign, deps, profiles, rate, target_concurrency=target_concurrency,
                         cold_start_s=cold_start_s, inventory=inventory)
+    if host_cores is None:  # CPU replicas share this machine's cores unless told otherwise
+        host_cores = {d.host: os.cpu_count() or 1 for d in fleet.deployments if d.cpu_threads}
     simulation = Simulation(template, fleet.deployments, assign, seed=seed, host_cores=host_cores,
                             controller=controller, control_interval_s=control_interval_s,
                             record_latencies=record_latencies)
