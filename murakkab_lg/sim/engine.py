@@ -193,8 +193,10 @@ class Replica:
 
     def pop_finished(self, now: float, eps: float = 1e-9) -> list[Request]:
         """Move prefilled requests to decode; return the requests that finished decoding."""
+        # tolerance relative to the clocks: they grow for the whole run, and an absolute epsilon
+        # below their float resolution would never be crossed
         done = []
-        while self.pre_heap and self.pre_heap[0][0] <= self.v_pre + eps:
+        while self.pre_heap and self.pre_heap[0][0] <= self.v_pre + eps * max(1.0, self.v_pre):
             _, _, req = heapq.heappop(self.pre_heap)
             self.seq += 1
             req.target = self.v_dec + req.output_tokens
