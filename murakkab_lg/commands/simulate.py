@@ -27,7 +27,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--rate", default="5", help="workflow runs per second; a comma list sweeps (default 5)")
     p.add_argument("--duration", type=float, default=600.0, help="simulated seconds of arrivals (default 600)")
     p.add_argument("--policies", default="static,router,greedy,milp",
-                   help="comma list of static, router, greedy, milp, cascade (default: the first four)")
+                   help="comma list of static, router, greedy, milp, adaptive, cascade (default: the first four)")
+    p.add_argument("--slo", type=float, default=None, help="end-to-end latency SLO in seconds (overrides the file's)")
     p.add_argument("--arrivals", choices=("poisson", "bursts", "trace"), default="poisson")
     p.add_argument("--burst-factor", type=float, default=4.0, help="bursts: peak rate / base rate (default 4)")
     p.add_argument("--trace", metavar="CSV", help="arrival trace with a `time_s` column (--arrivals trace)")
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_workflow(args.workflow)
     wfs, inventory, extra = load_workflow_file(path)
     wf, spec = wfs[0], load_sim_spec(path)
+    if args.slo is not None:
+        wf = wf.model_copy(update={"latency_slo_s": args.slo})
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     for p in policies:
         if p not in (*POLICIES, "cascade"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from murakkab_lg.catalog.profiles import DeploymentProfile
 from murakkab_lg.errors import ConfigError, PlanInfeasibleError
@@ -105,13 +105,16 @@ class Fleet:
 def build_fleet(template: Template, assign: Mapping[str, str], plan_deployments: list[Deployment],
                 profiles: Mapping[str, DeploymentProfile], rate_per_s: float, *, target_concurrency: float = 64.0,
                 cold_start_s: float = 0.0, min_replicas: Mapping[str, int] | None = None,
-                inventory: Inventory | None = None) -> Fleet:
+                inventory: Inventory | None = None, warm: Sequence[str] = ()) -> Fleet:
     """Simulated deployments for the plan's deployments that receive requests, sized for `rate_per_s`.
 
     With an `inventory` the sized fleet must fit on it (the packer raises PlanInfeasibleError naming
-    the replica that does not); without one, enough 8-GPU hosts are assumed.
+    the replica that does not); without one, enough 8-GPU hosts are assumed. `warm` names
+    deployments that receive no planned load but run anyway (the adaptive runtime's alternatives).
     """
     load = offered_load(template, assign, rate_per_s)
+    for name in warm:
+        load.setdefault(name, [])
     by_name = {d.name: d for d in plan_deployments}
     sims: list[SimDeployment] = []
     sized: list[Deployment] = []
@@ -123,7 +126,7 @@ def build_fleet(template: Template, assign: Mapping[str, str], plan_deployments:
         if prof is None:
             raise ConfigError(f"deployment {name!r} has no profile to simulate it with. To fix: add its profile.")
         rates = rates_from_profile(prof, max_seqs_of(dep))
-        reps = replicas_for(rates, load[name], target_concurrency) if rate_per_s > 0 else 1
+        reps = replicas_for(rates, load[name], target_concurrency) if rate_per_s > 0 and load[name] else 1
         reps = max(reps, dep.replicas, (min_replicas or {}).get(name, 1))
         eng = dep.engine
         tp = eng.tensor_parallel_size if isinstance(eng, VllmSettings) else 0

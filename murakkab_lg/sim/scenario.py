@@ -6,11 +6,12 @@ settings are honoured (max_num_seqs / parallel slots bound batching, tensor-para
 GPUs per replica, llama.cpp threads share the host's cores). The fleet is then sized for the load
 by one rule for every policy (`sim.fleet`).
 
-Adaptive runtime seam: `controller` is called every `control_interval_s` of simulated time with a
-`ControlState` (replicas, running and queued sequences per deployment, recent completion times)
-and returns the replicas it wants per deployment; scale-out pays the cold start. The runtime's
-own control functions (runtime/control.py) plug in here once they exist; until then no
-"adaptive" row is reported.
+`adaptive` is the MILP plan run the way the adaptive runtime runs it: every call is routed by
+`runtime.control.choose` (spill to the plan's alternatives when the planned deployment would
+break the node's latency budget) over simulated telemetry, with each node's first alternative
+kept warm (sim/adaptive.py). A second seam, `controller`, is called every `control_interval_s`
+with a `ControlState` (replicas, running and queued sequences per deployment, recent completion
+times) and returns the replicas it wants per deployment; scale-out pays the cold start.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from murakkab_lg.sim.metrics import USD_PER_GPU_HOUR, PolicyResult, summarize
 from murakkab_lg.sim.router import PerRequestRouter
 from murakkab_lg.sim.simulator import ControlState, SimOutcome, Simulation
 from murakkab_lg.sim.workload import Arrivals, SimSpec, compile_workflow
-from murakkab_lg.spec import Deployment, Inventory, Objective, Workflow
+from murakkab_lg.spec import Deployment, Inventory, Objective, Plan, Workflow
 
 __all__ = ("POLICIES", "assignment_for", "load_sim_spec", "simulate")
 
-POLICIES = ("static", "router", "greedy", "milp")
+POLICIES = ("static", "router", "greedy", "milp", "adaptive")
 
 
 def load_sim_spec(path: str | Path) -> SimSpec:
@@ -54,19 +55,25 @@ def load_sim_spec(path: str | Path) -> SimSpec:
         raise ConfigError(f"{path}: `sim:` section: {e}") from None
 
 
-def assignment_for(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...], objective: Objective,
-                   usd_per_gpu_hour: float = USD_PER_GPU_HOUR) -> tuple[dict[str, str], list[Deployment]]:
-    """Node -> deployment under `policy`, and the deployments it runs."""
-    if policy == "router":
-        router = PerRequestRouter(candidates, PerRequestRouter.bars_for(workflow), usd_per_gpu_hour)
-        assign = router.assignment(workflow)
-        return assign, [c.deployment for c in candidates if c.name in set(assign.values())]
+def plan_for(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...], objective: Objective) -> Plan:
+    """The planner's plan under `policy` (`adaptive` starts from the MILP plan)."""
     from murakkab_lg.policies import PlanningProblem, get_policy
 
     # The fleet is sized for the load afterwards, the same way for every policy, so the plan is made
     # for one run at a time (a plan at the arrival rate would need replicas the candidates lack).
     wf = workflow.model_copy(update={"arrival_rate_per_s": None})
-    plan = get_policy(policy).plan(PlanningProblem(workflow=wf, candidates=candidates, objective=objective))
+    name = "milp" if policy == "adaptive" else policy
+    return get_policy(name).plan(PlanningProblem(workflow=wf, candidates=candidates, objective=objective))
+
+
+def assignment_for(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...], objective: Objective,
+                   usd_per_gpu_hour: float = USD_PER_GPU_HOUR) -> tuple[dict[str, str], list[Deployment]]:
+    """Node -> deployment under `policy` (for `adaptive`, its planned primaries), and the deployments it runs."""
+    if policy == "router":
+        router = PerRequestRouter(candidates, PerRequestRouter.bars_for(workflow), usd_per_gpu_hour)
+        assign = router.assignment(workflow)
+        return assign, [c.deployment for c in candidates if c.name in set(assign.values())]
+    plan = plan_for(policy, workflow, candidates, objective)
     return {c.node: c.deployment for c in plan.choices}, list(plan.deployments)
 
 
@@ -78,15 +85,31 @@ def simulate(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...],
              record_latencies: bool = False, progress: Callable[[float], None] | None = None,
              inventory: Inventory | None = None) -> tuple[PolicyResult, SimOutcome]:
     objective = objective or workflow.objective or Objective.ENERGY
-    assign, deps = assignment_for(policy, workflow, candidates, objective, usd_per_gpu_hour)
     template = compile_workflow(workflow, sim)
     profiles = {c.name: c.profile for c in candidates}
     rate = arrivals.rate_per_s if arrivals.kind != "closed" else 0.0
+    warm: list[str] = []
+    if policy == "adaptive":
+        from murakkab_lg.runtime.control import AdaptiveConfig
+        from murakkab_lg.sim.adaptive import warm_alternatives
+
+        plan = plan_for(policy, workflow, candidates, objective)
+        assign = {c.node: c.deployment for c in plan.choices}
+        warm = warm_alternatives(plan, AdaptiveConfig())
+        by_name = {c.name: c.deployment for c in candidates}
+        deps = [*plan.deployments, *(by_name[w] for w in warm)]
+    else:
+        assign, deps = assignment_for(policy, workflow, candidates, objective, usd_per_gpu_hour)
     fleet = build_fleet(template, assign, deps, profiles, rate, target_concurrency=target_concurrency,
-                        cold_start_s=cold_start_s, inventory=inventory)
+                        cold_start_s=cold_start_s, inventory=inventory, warm=warm)
+    route: dict[str, str] | Callable = assign
+    if policy == "adaptive":
+        from murakkab_lg.sim.adaptive import adaptive_chooser
+
+        route = adaptive_chooser(plan, workflow, {d.name: d for d in fleet.deployments})
     if host_cores is None:  # CPU replicas share this machine's cores unless told otherwise
         host_cores = {d.host: os.cpu_count() or 1 for d in fleet.deployments if d.cpu_threads}
-    simulation = Simulation(template, fleet.deployments, assign, seed=seed, host_cores=host_cores,
+    simulation = Simulation(template, fleet.deployments, route, seed=seed, host_cores=host_cores,
                             controller=controller, control_interval_s=control_interval_s,
                             record_latencies=record_latencies)
     out = simulation.run(arrivals, progress=progress)

@@ -102,17 +102,23 @@ class _Run:
 
 class LiveView:
     """What a per-call chooser may look at, as the runtime's router sees it live: calls in flight
-    (running + queued sequences) per deployment, and its recent per-call latency (an exponentially
-    weighted mean over completed calls; None before the first)."""
+    (running + queued sequences) per deployment, and its recent per-call service time (an
+    exponentially weighted mean of admission-to-completion times, queueing excluded, as
+    runtime/live.py keeps it; None before the first sample or once the newest is older than
+    `fresh_s`)."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, fresh_s: float = 5.0) -> None:
         self._sim = sim
+        self.fresh_s = fresh_s
 
     def inflight(self, deployment: str) -> int:
         return sum(r.running + r.queued for r in self._sim.replicas[deployment])
 
     def service(self, deployment: str) -> float | None:
-        return self._sim.recent_latency.get(deployment)
+        got = self._sim.recent_latency.get(deployment)
+        if got is None or self._sim.now - got[1] > self.fresh_s:
+            return None
+        return got[0]
 
     def available(self, deployment: str) -> bool:
         return deployment in self._sim.replicas
@@ -152,7 +158,7 @@ class Simulation:
         self._owner: dict[int, str] = {id(r): d for d, rs in self.replicas.items() for r in rs}
         self.node_dep: list[str | None] = [None] * len(template.nodes)
         self.chooser: Chooser | None = None
-        self.recent_latency: dict[str, float] = {}  # per deployment, kept only for a chooser
+        self.recent_latency: dict[str, tuple[float, float]] = {}  # deployment -> (EWMA, when); for a chooser
         self.view = LiveView(self)
         if callable(assign):
             self.chooser = assign
@@ -278,8 +284,8 @@ class Simulation:
             if self.chooser is not None:
                 dep = self._owner[id(rep)]
                 old = self.recent_latency.get(dep)
-                lat = now - req.submitted_s
-                self.recent_latency[dep] = lat if old is None else 0.8 * old + 0.2 * lat
+                lat = now - req.admitted_s
+                self.recent_latency[dep] = (lat if old is None else 0.8 * old[0] + 0.2 * lat, now)
             run = req.owner
             run.outstanding[req.tag] -= req.weight  # type: ignore[attr-defined]
             if run.outstanding[req.tag] == 0:  # type: ignore[attr-defined]

@@ -102,3 +102,17 @@ def test_fleet_must_fit_a_given_inventory(h100) -> None:  # type: ignore[no-unty
     assert res.gpus == 5  # 70B on 4 GPUs + 8B on 1
     with pytest.raises(PlanInfeasibleError, match="To fix"):
         simulate("milp", wf, h100, arr, sim=spec, inventory=gpus(4))
+
+
+def test_adaptive_routes_with_the_runtime_control_functions(h100) -> None:  # type: ignore[no-untyped-def]
+    wf, spec = codegen()
+    tight = wf.model_copy(update={"latency_slo_s": 26.0})
+    arr = Arrivals(kind="bursts", rate_per_s=6.0, duration_s=120.0, burst_factor=6.0, burst_every_s=30.0,
+                   burst_len_s=5.0)
+    res, out = simulate("adaptive", tight, h100, arr, sim=spec, seed=2)
+    planned = set(res.assignment.values())
+    warm = [d for d in out.deployments if d not in planned]
+    assert warm, "the plan's first alternative runs warm"
+    assert sum(out.deployments[d].output_tokens for d in warm) > 0  # control.choose spilled calls to it
+    loose, _ = simulate("adaptive", wf, h100, Arrivals(rate_per_s=2.0, duration_s=60.0), sim=spec, seed=2)
+    assert loose.completed == loose.started

@@ -98,3 +98,5 @@ def test_per_call_chooser_sees_live_state() -> None:
     assert out.nodes["a"].calls == 2 and list(out.completion_s) == pytest.approx([0.1, 0.1])
     assert out.deployments["p"].busy_s == pytest.approx(0.1) and out.deployments["q"].busy_s == pytest.approx(0.1)
     assert seen[0] == (0, None) and seen[1][0] == 1
+    out = Simulation(compile_workflow(wf), deps, spill, seed=0).run(Arrivals(kind="closed", clients=1, total=3))
+    assert seen[-1] == (0, pytest.approx(0.1))  # service time: admission to completion, EWMA
