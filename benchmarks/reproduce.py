@@ -165,7 +165,8 @@ def _pct(x: float | None) -> str:
 BURSTS_NOTE = (
     "Reading it: `adaptive` spills calls to each node's warm alternative, a one-replica deployment that no "
     "planned load sized: it adds a fraction of the planned capacity, so the spill buys little here (slightly lower "
-    "attainment than the fixed plan in this run), and the warm replica costs GPUs all the time. What a burst needs is more replicas of the planned deployments; runtime/control.py "
+    "attainment than the fixed plan in this run), and the warm replica costs GPUs all the time. What a burst "
+    "needs is more replicas of the planned deployments; runtime/control.py "
     "re-plans on drift but does not scale replicas, and the simulator's `controller` seam (replica targets per "
     "tick, cold starts paid) is where such a policy would plug in.")
 VALIDATION_NOTE = (
