@@ -1,4 +1,5 @@
-"""What a gateway in front of an engine costs: engine direct vs `murakkab serve` vs the litellm proxy.
+"""What a gateway in front of an engine costs: engine direct vs the thinnest Python forwarding hop vs
+`murakkab serve` vs the litellm proxy.
 
 Performance goal P2. One run starts an engine that answers instantly (murakkab_lg.testing.
 instant_engine: raw ASGI under uvicorn, so nearly all measured time is the gateway's), then
@@ -6,6 +7,11 @@ instant_engine: raw ASGI under uvicorn, so nearly all measured time is the gatew
 concurrent keep-alive clients at N = 1, 8, 32, 64, for JSON and streaming (SSE) requests. It
 prints requests/s, p50/p99 latency, the latency each gateway adds over the engine at the same
 concurrency, and the gateway's CPU time per request (from /proc, its whole process tree).
+
+The floor: "forwarding hop" is the least a Python gateway can do, a raw ASGI app on uvicorn that
+forwards every request to the engine through one pooled aiohttp session and streams the answer
+back, with no parsing, routing, auth or telemetry (`--serve-hop`, below). The goal for `murakkab
+serve` is >= 75 % of the hop's requests/s and a p99 <= 2x the hop's; the summary prints both ratios.
 
 The load generator is deliberately cheap (raw asyncio protocol + httptools parser, one process),
 but it shares the machine's cores with the engine and the gateway: on a 2-core machine all three
@@ -47,6 +53,7 @@ from murakkab_lg.testing.instant_engine import instant_deployments, synthetic_pr
 
 # Both gateways check this Bearer key (auth on, as deployed); the engine ignores it.
 API_KEY = "sk-bench-" + "0123456789abcdef" * 2
+HOP = "forwarding hop (floor)"
 MESSAGES = [{"role": "user", "content": "Classify this ticket: the invoice total is wrong"}]
 
 
@@ -143,6 +150,47 @@ async def _drive(port: int, raw: bytes, stream: bool, concurrency: int, warmup_s
     return latencies, errors
 
 
+# -- the floor: the thinnest forwarding hop --------------------------------------------------------
+def serve_hop(port: int, upstream: str) -> None:
+    """A raw ASGI app that forwards each request to `upstream` (same path, body and content type)
+    through one pooled aiohttp session, and streams the answer back. Nothing else."""
+    import aiohttp
+    import uvicorn
+
+    session: aiohttp.ClientSession | None = None
+
+    async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+        nonlocal session
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    if session is not None:
+                        await session.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            msg = await receive()
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        assert session is not None
+        async with session.request(scope["method"], upstream + scope["path"], data=body or None,
+                                   headers={"content-type": "application/json"}) as resp:
+            await send({"type": "http.response.start", "status": resp.status,
+                        "headers": [(b"content-type", resp.headers.get("content-type", "").encode())]})
+            async for chunk in resp.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False)
+
+
 # -- processes -----------------------------------------------------------------------------------
 def _cpu_s(root: int) -> float:
     """User+system CPU seconds of `root` and its live descendants."""
@@ -237,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--proxy-workers", type=int, default=1)
     p.add_argument("--no-proxy", action="store_true")
     p.add_argument("--out", type=Path, help="also write the cells as JSON here")
+    p.add_argument("--serve-hop", nargs=2, metavar=("PORT", "UPSTREAM"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.serve_hop:
+        serve_hop(int(args.serve_hop[0]), args.serve_hop[1])
+        return 0
     try:
         import uvloop
 
@@ -258,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(engine)
         _wait_http(engine_url + "/health", engine, "instant engine")
         targets = [("engine", ep, engine.pid, "instant")]
+
+        hp = free_port()
+        hop = _start([sys.executable, __file__, "--serve-hop", str(hp), engine_url], work / "hop.log")
+        procs.append(hop)
+        _wait_http(f"http://127.0.0.1:{hp}/health", hop, "forwarding hop")
+        targets.append((HOP, hp, hop.pid, "instant"))
 
         mp = free_port()
         mk = _start([sys.executable, "-m", "murakkab_lg.cli", "serve", "--config",
@@ -337,11 +395,15 @@ def report(console: Console, cells: list[Cell], notes: list[str], args: argparse
         console.print(n, highlight=False)
     mk = [c for c in cells if c.target == "murakkab serve"]
     px = {(c.mode, c.concurrency): c for c in cells if c.target.startswith("litellm")}
+    hop = {(c.mode, c.concurrency): c for c in cells if c.target == HOP}
     for c in mk:
         other = px.get((c.mode, c.concurrency))
         ratio = f", {c.rps / other.rps:.0f}x the litellm proxy" if other and other.rps else ""
+        floor = hop.get((c.mode, c.concurrency))
+        vs_hop = (f"; {100 * c.rps / floor.rps:.0f} % of the hop's req/s (goal >= 75 %), p99 "
+                  f"{c.p99_ms / floor.p99_ms:.2f}x the hop's (goal <= 2x)") if floor and floor.rps else ""
         console.print(f"murakkab serve {c.mode} c={c.concurrency}: {c.rps:,.0f} req/s, adds {c.added_p50_ms:.2f} ms "
-                      f"p50{ratio}", highlight=False)
+                      f"p50{ratio}{vs_hop}", highlight=False)
 
 
 if __name__ == "__main__":
