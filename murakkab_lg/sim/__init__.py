@@ -1,8 +1,8 @@
 """What-if simulator: workflows under load on simulated, profile-driven deployments, in virtual time.
 
-Everything it reports is labelled simulated. The decisions come from the product itself (the
-policies, the packer, and the runtime's control functions through the `controller` seam); see
-docs/simulator.md for the model and its assumptions.
+Everything it reports is labelled simulated. The decisions come from the product itself: the
+policies' plans, the runtime's packer, and the runtime's per-call routing (`runtime.control.choose`)
+for the `adaptive` policy; see docs/simulator.md for the model and its assumptions.
 """
 
 from murakkab_lg.sim.metrics import PolicyResult
