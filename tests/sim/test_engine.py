@@ -74,3 +74,25 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
     c = run(prof, 4, Arrivals(rate_per_s=20.0, duration_s=100.0), seed=8)
     assert a.completed == b.completed and list(a.completion_s) == list(b.completion_s) and a.energy_j == b.energy_j
     assert list(a.completion_s) != list(c.completion_s)
+
+
+def test_cold_start_delays_the_first_request() -> None:
+    dep = SimDeployment(name="d", rates=rates_from_profile(profile([(1, 0.01, 100.0)]), 1), cold_start_s=30.0)
+    out = Simulation(compile_workflow(one_node()), [dep], {"a": "d"}, seed=1).run(
+        Arrivals(kind="closed", clients=1, total=2))
+    assert list(out.completion_s) == pytest.approx([30.1, 0.1])  # the first waits for the engine, the next does not
+
+
+def test_controller_scales_out_and_pays_the_cold_start() -> None:
+    dep = SimDeployment(name="d", rates=rates_from_profile(profile([(1, 0.01, 100.0)]), 1), cold_start_s=5.0)
+    ticks = []
+
+    def controller(state):  # type: ignore[no-untyped-def]
+        ticks.append(state.now_s)
+        return {"d": 2 if state.queued["d"] > 5 else state.replicas["d"]}
+
+    sim = Simulation(compile_workflow(one_node()), [dep], {"a": "d"}, seed=1, controller=controller,
+                     control_interval_s=10.0)
+    out = sim.run(Arrivals(rate_per_s=15.0, duration_s=100.0))  # 1.5x what one replica serves
+    assert out.deployments["d"].replicas == 2 and ticks[0] == 10.0
+    assert out.completed == out.started
