@@ -110,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(task, completed=args.duration)
                 results.append(res)
     console.print(_table(results, wf.name))
+    if any(c.profile.provenance.kind == "published" for c in cands):
+        from murakkab_lg.catalog.published import LOW_CONCURRENCY
+
+        console.print(f"Published GPU profiles: load points at {', '.join(map(str, LOW_CONCURRENCY))} sequences are "
+                      "fitted (below the leaderboard's smallest level), the rest published; between points, "
+                      "interpolated.", highlight=False)
     price = "given" if args.usd_per_gpu_hour is not None else USD_PER_GPU_HOUR_SOURCE
     console.print(f"All figures simulated from profiles ({args.candidates} candidates); cost = GPU-hours x "
                   f"${usd:g}/GPU-h ({price}).", highlight=False)
