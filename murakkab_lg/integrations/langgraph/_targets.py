@@ -37,11 +37,19 @@ class Target(Protocol):
 
 
 class RuntimeTarget:
-    """In-process: the Route object goes straight to `Runtime.complete/stream`."""
+    """In-process: the Route object goes straight to `Runtime.complete/stream`.
+
+    The four call methods are the runtime's own bound methods (no wrapper frame per call), so an
+    intercepted call goes from interception to the runtime directly.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.telemetry = runtime.telemetry
+        self.complete = runtime.complete
+        self.acomplete = runtime.acomplete
+        self.stream = runtime.stream
+        self.astream = runtime.astream
 
     def prepare(self, workflow: Workflow) -> Plan | None:
         if not workflow.nodes:
@@ -58,18 +66,6 @@ class RuntimeTarget:
 
     def replans_since(self, workflow: str, since: float) -> tuple[ReplanEvent, ...]:
         return tuple(e for e in list(self.runtime.replans) if e.workflow == workflow and e.at >= since)
-
-    def complete(self, body: Body, route: Route) -> Body:
-        return self.runtime.complete(body, route)
-
-    async def acomplete(self, body: Body, route: Route) -> Body:
-        return await self.runtime.acomplete(body, route)
-
-    def stream(self, body: Body, route: Route) -> Iterator[Body]:
-        return self.runtime.stream(body, route)
-
-    def astream(self, body: Body, route: Route) -> AsyncIterator[Body]:
-        return self.runtime.astream(body, route)
 
 
 class HttpTarget:
