@@ -62,6 +62,9 @@ class AdaptiveConfig(BaseModel):
     min_calls: int = Field(default=10, ge=1)  # samples a node needs before its figures count
     warm_alternatives: int = Field(default=1, ge=0)  # alternatives per node started with the plan
     drain_timeout_s: float = Field(default=60.0, gt=0)
+    # The share of a node's latency budget the router plans to fill: predictions miss client and
+    # network time and queueing jitter, so a call spills before its prediction reaches the SLO.
+    headroom: float = Field(default=0.8, gt=0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,10 @@ def _per_call(workflow: Workflow, node: str, latency_s: float) -> float:
     return latency_s / (it.expected_calls * it.expected_iterations)
 
 
-def node_routes(plan: Plan, workflow: Workflow, slots: Mapping[str, int | None]) -> dict[str, NodeRoute]:
-    """Per node, its route: budgets come from the node's own SLO, else its share of the workflow's.
+def node_routes(plan: Plan, workflow: Workflow, slots: Mapping[str, int | None],
+                headroom: float = 1.0) -> dict[str, NodeRoute]:
+    """Per node, its route: budgets come from the node's own SLO, else its share of the workflow's,
+    times `headroom`.
 
     A node's share of an end-to-end SLO is the SLO times its predicted latency over the sum of
     the predicted latencies (a conservative split: the critical path is never longer than the sum).
@@ -149,7 +154,7 @@ def node_routes(plan: Plan, workflow: Workflow, slots: Mapping[str, int | None])
             primary=Option(c.deployment, c.prediction.latency_s / runs, slots.get(c.deployment)),
             alternatives=tuple(Option(a.deployment, a.prediction.latency_s / runs, slots.get(a.deployment))
                                for a in c.alternatives),
-            budget_s=budget)
+            budget_s=None if budget is None else budget * headroom)
     return out
 
 

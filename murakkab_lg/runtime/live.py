@@ -11,9 +11,10 @@ client-chosen workflow names cannot grow without bound. Recording is O(1) (a few
 and dict updates under one lock); percentiles are computed only when a snapshot is asked for.
 
 The router's per-call read, `service_s`, is O(1) too: an exponentially weighted mean of the
-deployment's successful call latencies, forgotten when its newest sample is older than
-`fresh_s` (so a deployment that stopped receiving traffic is judged by its prediction again,
-which is how traffic returns to a primary once it recovers).
+deployment's successful call service times (latency, less the share spent queueing when more
+calls were in flight than the engine has slots, where the slots are known), forgotten when its
+newest sample is older than `fresh_s` (so a deployment that stopped receiving traffic is judged
+by its prediction again, which is how traffic returns to a primary once it recovers).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class LiveState:
         self._deps: dict[str, _Dep] = {}
         self._nodes: OrderedDict[tuple[str, str], _Node] = OrderedDict()
         self._runs: OrderedDict[str, deque] = OrderedDict()
+        self.slots: dict[str, int] = {}  # deployment -> engine slots per replica, where known
 
     # -- feeding ------------------------------------------------------------------------------
     def record(self, rec: CallRecord) -> None:
@@ -138,8 +140,11 @@ class LiveState:
                 dep = self._deps[rec.deployment] = _Dep(deque(maxlen=self.samples))
             dep.samples.append((now, rec.latency_s, rec.ttft_s, tpot, rec.ok))
             if rec.ok:
+                # service time: past the engine's slots the call also waited for its turn
+                per = self.slots.get(rec.deployment)
+                s = rec.latency_s * per / rec.concurrency if per and rec.concurrency > per else rec.latency_s
                 stale = dep.ewma is None or now - dep.last_ok > self.fresh_s
-                dep.ewma = rec.latency_s if stale else dep.ewma + self.alpha * (rec.latency_s - dep.ewma)
+                dep.ewma = s if stale else dep.ewma + self.alpha * (s - dep.ewma)
                 dep.last_ok = now
             if rec.node is not None:
                 key = (rec.workflow or "", rec.node)

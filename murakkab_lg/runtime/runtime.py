@@ -158,9 +158,15 @@ class Runtime:
         for d in deployments:
             if not self._pool.is_running(d.name):
                 self.deployments[d.name] = d
+        for d in deployments:
+            slots = control.slots_of(d)
+            if slots is not None:
+                self.live.slots[d.name] = max(1, slots // d.replicas)
         workflow = self.workflows.get(plan.workflow)
-        routes = control.node_routes(plan, workflow, {n: control.slots_of(d) for n, d in self.deployments.items()}) \
-            if workflow is not None and {c.node for c in plan.choices} <= {n.name for n in workflow.nodes} else {}
+        slots = {n: control.slots_of(d) for n, d in self.deployments.items()}
+        headroom = self.adaptive.headroom if self.adaptive is not None else 1.0
+        planned = workflow is not None and {c.node for c in plan.choices} <= {n.name for n in workflow.nodes}
+        routes = control.node_routes(plan, workflow, slots, headroom) if planned else {}
         with self._lock:
             for c in plan.choices:
                 key = (plan.workflow, c.node)
@@ -474,14 +480,15 @@ class _Attempt:
     written once and every try, failed ones included, leaves exactly one record.
     """
 
-    __slots__ = ("attempt", "replica", "route", "sent", "stage", "t0", "telemetry", "token", "ttft", "usage",
-                 "wall0")
+    __slots__ = ("attempt", "concurrency", "replica", "route", "sent", "stage", "t0", "telemetry", "token", "ttft",
+                 "usage", "wall0")
 
     def __init__(self, telemetry: Telemetry, route: Route | None, replica: Replica, attempt: int) -> None:
         self.telemetry, self.route, self.replica, self.attempt = telemetry, route, replica, attempt
         self.t0, self.wall0 = time.perf_counter(), time.time()
         self.token = replica.meter.begin()
         replica.inflight += 1
+        self.concurrency = replica.inflight
         self.ttft: float | None = None
         self.usage: Body | None = None
         self.sent = False
@@ -519,7 +526,7 @@ class _Attempt:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
             ok=error is None, error=None if error is None else (str(error) or type(error).__name__),
-            retries=self.attempt, stage=stage.index if stage else 0,
+            retries=self.attempt, stage=stage.index if stage else 0, concurrency=self.concurrency,
             check=None if verdict is None else ("pass" if verdict else "fail"),
             escalated=verdict is False and not stage.last if stage else False,
             cost_usd=rep.engine.cost_usd(int(usage.get("prompt_tokens") or 0),

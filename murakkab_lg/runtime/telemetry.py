@@ -42,6 +42,9 @@ class CallRecord(BaseModel):
     stage: int = 0
     check: Literal["pass", "fail"] | None = None
     escalated: bool = False
+    # Calls in flight on the replica when this one started, itself included: past the engine's
+    # slots, part of `latency_s` was spent waiting (live state takes that out of service time).
+    concurrency: int = 1
     # Money, where the engine has a per-token price (hosted APIs, from litellm's price map);
     # None for self-hosted engines, whose cost is their energy and hardware.
     cost_usd: float | None = None
