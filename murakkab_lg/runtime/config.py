@@ -25,6 +25,7 @@ silently falls back to a default). The server's file is the same schema plus its
     objective: cost                    # energy | latency | cost
     default: nano                      # deployment for calls with no intent, node or deployment
     warm: [nano]                       # deployments started before the first request
+    adaptive: {dwell_s: 30}            # spill under load and re-plan on drift (docs/adaptive.md); absent: fixed
     cluster:                           # optional: engines as Ray actors on a cluster (docs/cluster.md)
       ray: {address: auto, namespace: murakkab}
 
@@ -45,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from murakkab_lg.backends.ray.config import ClusterConfig
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError
+from murakkab_lg.runtime.control import AdaptiveConfig
 from murakkab_lg.runtime.runtime import Runtime
 from murakkab_lg.spec import Deployment, Objective
 
@@ -71,6 +73,7 @@ class RuntimeConfig(BaseModel):
     objective: Objective = Objective.ENERGY
     default: str | None = None
     warm: list[str] = []
+    adaptive: AdaptiveConfig | None = None  # None: fixed plans (docs/adaptive.md)
     cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
@@ -133,7 +136,8 @@ def load_factory(cfg: RuntimeConfig) -> Any:
 
 def build_runtime(cfg: RuntimeConfig, **overrides: Any) -> Runtime:
     """The Runtime a config describes: its deployments, or the embedded ladder. Nothing starts yet."""
-    kwargs: dict[str, Any] = {"policy": cfg.policy, "objective": cfg.objective, "default": cfg.default}
+    kwargs: dict[str, Any] = {"policy": cfg.policy, "objective": cfg.objective, "default": cfg.default,
+                              "adaptive": cfg.adaptive}
     factory = load_factory(cfg)
     if factory is not None:
         kwargs["engine_factory"] = factory

@@ -73,7 +73,7 @@ class Runtime:
         self._pool = ReplicaPool(engine_factory, start_timeout_s) if engine_factory else ReplicaPool(
             start_timeout_s=start_timeout_s)
         self._routes: dict[tuple[str, str], str] = {}
-        self._intent_routes: OrderedDict[Intent, str] = OrderedDict()
+        self._intent_routes: OrderedDict[Intent, NodeRoute] = OrderedDict()
         self._lock = threading.Lock()
         self.adaptive = AdaptiveConfig() if adaptive is True else (adaptive or None)
         cfg = self.adaptive or AdaptiveConfig()
@@ -228,7 +228,11 @@ class Runtime:
                         name = control.choose(nr, self.live.service_s, self._pool_inflight, self._pool.is_running)
                     return self.deployments[name]
             if route.intent is not None:
-                return self.deployments[self._route_intent(route.intent)]
+                nr = self._route_intent(route.intent)
+                if self.adaptive is not None and self.adaptive.spill:  # spills only to running alternatives
+                    return self.deployments[control.choose(nr, self.live.service_s, self._pool_inflight,
+                                                           self._pool.is_running)]
+                return self.deployments[nr.primary.deployment]
         if self.default is not None:
             return self.deployments[self.default]
         raise RoutingError(
@@ -236,21 +240,23 @@ class Runtime:
             "To fix: annotate the node, pass model='murakkab/<intent>', or set Runtime(default=...)."
         )
 
-    def _route_intent(self, intent: Intent) -> str:
-        """An unplanned call's deployment, planned once per distinct intent (LRU-bounded cache)."""
-        name = self._intent_routes.get(intent)
-        if name is None:
+    def _route_intent(self, intent: Intent) -> NodeRoute:
+        """An unplanned call's route, planned once per distinct intent (LRU-bounded cache)."""
+        nr = self._intent_routes.get(intent)
+        if nr is None:
             wf = Workflow(name=f"intent:{intent.intent}", nodes=(WorkflowNode(name=intent.intent, intent=intent),),
                           objective=self.objective)
-            name = self.plan(wf).choices[0].deployment
+            slots = {n: control.slots_of(d) for n, d in self.deployments.items()}
+            headroom = self.adaptive.headroom if self.adaptive is not None else 1.0
+            nr = control.node_routes(self.plan(wf), wf, slots, headroom)[intent.intent]
             with self._lock:
-                self._intent_routes[intent] = name
+                self._intent_routes[intent] = nr
                 if len(self._intent_routes) > _INTENT_ROUTES:
                     self._intent_routes.popitem(last=False)
         else:
             with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
                 self._intent_routes.move_to_end(intent)
-        return name
+        return nr
 
     def _pool_inflight(self, name: str) -> int:
         return sum(r.inflight for r in self._pool.replicas(name))
@@ -440,7 +446,7 @@ class Runtime:
 
     def _in_use(self) -> set[str]:
         """Deployments some route may still send calls to."""
-        used = set(self._routes.values()) | set(self._intent_routes.values())
+        used = set(self._routes.values()) | {nr.primary.deployment for nr in list(self._intent_routes.values())}
         for stages in self._stages.values():
             used.update(stages)
         for plan in self.plans.values():

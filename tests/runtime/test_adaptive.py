@@ -158,3 +158,16 @@ def test_cascade_escalates_on_a_failing_check_and_records_every_stage():
         assert unchecked["model"] == "big"
         node = rt.status().nodes[0]
         assert node.escalation_rate == 1.0
+
+
+def test_intent_route_cache_is_bounded(monkeypatch):
+    import murakkab_lg.runtime.runtime as rt_mod
+
+    monkeypatch.setattr(rt_mod, "_INTENT_ROUTES", 8)
+    rows = [synthetic_profile("cheap", quality={"classify": 0.8}),
+            synthetic_profile("alt", quality={"classify": 0.9}, energy_per_output_token_j=0.5)]
+    with ScriptedServer() as server, _runtime(server, rows) as rt:
+        for i in range(20):  # distinct constraint values: each is its own cached route
+            assert rt.resolve(Route(intent=Intent("classify", min_quality=0.5 + i / 100))).name == "cheap"
+        assert rt.resolve(Route(intent=Intent("classify", min_quality=0.85))).name == "alt"
+        assert len(rt._intent_routes) == 8
