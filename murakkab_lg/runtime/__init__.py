@@ -1,6 +1,9 @@
-"""The adaptive runtime: plans, deployment lifecycle, routing and telemetry."""
+"""The adaptive runtime: plans, deployment lifecycle, routing, telemetry, live state and adaptation."""
 
+from murakkab_lg.runtime.control import AdaptiveConfig, ReplanEvent
 from murakkab_lg.runtime.runtime import Route, Runtime
+from murakkab_lg.runtime.status import RuntimeStatus
 from murakkab_lg.runtime.telemetry import CallRecord, NodeSummary, Telemetry, summarize
 
-__all__ = ("CallRecord", "NodeSummary", "Route", "Runtime", "Telemetry", "summarize")
+__all__ = ("AdaptiveConfig", "CallRecord", "NodeSummary", "ReplanEvent", "Route", "Runtime", "RuntimeStatus",
+           "Telemetry", "summarize")
