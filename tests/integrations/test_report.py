@@ -56,3 +56,19 @@ def test_a_failed_run_says_so_in_the_title():
     assert str(failed).splitlines()[0] == "run of 'triage': 0 routed calls in 0.50 s, FAILED (TimeoutError: " \
                                           "engine did not answer)"
     assert "total energy n/a" in str(failed)
+
+
+def test_replans_and_escalations_show_in_every_view():
+    from murakkab_lg.runtime.control import ReplanEvent
+
+    escalated = _rec("extract", "qwen2.5-coder-0.5b", 0.8, 1.0).model_copy(update={"escalated": True, "check": "fail"})
+    replan = ReplanEvent(workflow="triage", at=0.0, reasons=("extract: p50 2.1 s > slo 1.0 s",),
+                         moved={"extract": ("smollm2-135m", "qwen2.5-coder-0.5b")})
+    report = RunReport.build("triage", 0.0, 1.0, [escalated], replans=(replan,))
+    assert report.columns()[-1] == ("escalated", "right") and report.rows()[0][-1] == "100%"
+    text = str(report)
+    assert "escalated" in text and "100%" in text
+    assert "re-planned: extract: p50 2.1 s > slo 1.0 s (moved extract: smollm2-135m -> qwen2.5-coder-0.5b)" in text
+    html = report._repr_html_()
+    assert "<br>re-planned: extract" in html and html.count("<th ") == len(report.columns())
+    assert "escalated" not in str(REPORT)  # no cascade, no column
