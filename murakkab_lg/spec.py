@@ -65,7 +65,8 @@ _INTENTS: dict[str, str] = {
     "answer": "exact match of the short answer after normalising (lenient containment)",
     "code": "share of generated functions that pass their unit tests",
     "draft": "share of drafts that pass their content checks (mentions, length, no placeholders)",
-    "tool-use": "share of calls that name the right tool with arguments that validate against its schema",
+    "tool-use": "share of calls that name the right tool with arguments that validate against its schema "
+                "and carry the request's key values",
 }
 
 

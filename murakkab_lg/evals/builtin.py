@@ -75,7 +75,8 @@ def load_tool_use() -> EvalSet:
         EvalItem(
             id=raw["id"],
             messages=({"role": "system", "content": data["system"]}, {"role": "user", "content": raw["text"]}),
-            reference={"name": raw["reference"], "schema": catalogue[raw["reference"]]["parameters"]},
+            reference={"name": raw["reference"], "schema": catalogue[raw["reference"]]["parameters"],
+                       "expect": raw.get("expect") or {}},
             request={"tools": [{"type": "function", "function": {"name": t, **catalogue[t]}} for t in raw["tools"]],
                      "tool_choice": "auto"},
         )

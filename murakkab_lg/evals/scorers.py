@@ -147,11 +147,14 @@ def score_code(output: str, reference: str) -> float:
 
 
 def score_tool_use(message: dict[str, Any], reference: dict[str, Any]) -> float:
-    """1 if the first tool call names the reference tool with arguments valid for its schema.
+    """1 if the first tool call names the reference tool, with arguments valid for its schema that
+    carry the request's key values, else 0.
 
-    `message` is the whole assistant message (its `tool_calls`), `reference` holds the tool's
-    `name` and the JSON `schema` of its parameters. A call written as text in `content` scores 0:
-    an agent only runs calls that arrive as `tool_calls`.
+    `message` is the whole assistant message (its `tool_calls`); `reference` holds the tool's
+    `name`, the JSON `schema` of its parameters and `expect`: argument -> accepted values (strings
+    compared after `normalize`, numbers as numbers). A call written as text in `content` scores 0:
+    an agent only runs calls that arrive as `tool_calls`. The values matter because a valid shape
+    alone rewards a made-up ticker or order id.
     """
     try:
         import jsonschema
@@ -164,8 +167,12 @@ def score_tool_use(message: dict[str, Any], reference: dict[str, Any]) -> float:
     if fn.get("name") != reference["name"]:
         return 0.0
     try:
-        args = json.loads(fn.get("arguments") or "{}") if isinstance(fn.get("arguments"), str) else fn.get("arguments")
+        raw = fn.get("arguments") or "{}"
+        args = json.loads(raw) if isinstance(raw, str) else raw
         jsonschema.validate(args, reference["schema"])
     except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError):
         return 0.0
+    for key, accepted in (reference.get("expect") or {}).items():
+        if _norm_value(args.get(key)) not in {_norm_value(v) for v in accepted}:
+            return 0.0
     return 1.0
