@@ -65,10 +65,34 @@ def test_constrain_rewrites_the_request():
     assert "response_format" not in none.request and "tools" not in none.request
 
 
-def test_constrain_refuses_a_second_output_constraint():
-    with pytest.raises(EngineRequestError, match="response_format") as e:
-        constrain(_body(response_format={"type": "json_object"}))
+def test_constrain_refuses_llama_servers_own_constraints_with_tools():
+    with pytest.raises(EngineRequestError, match="grammar") as e:
+        constrain(_body(grammar="root ::= [a-z]+"))
     assert e.value.status_code == 400
+    with pytest.raises(EngineRequestError, match="not supported with tools"):
+        constrain(_body(response_format={"type": "json_schema"}))
+
+
+VERDICT = {"type": "object", "properties": {"city": {"type": "string"}, "temp": {"$ref": "#/$defs/T"}},
+           "required": ["city", "temp"], "$defs": {"T": {"type": "integer"}}}
+
+
+def test_a_structured_answer_follows_the_requests_response_format():
+    """create_agent(response_format=...) sends tools and response_format together."""
+    rf = {"type": "json_schema", "json_schema": {"name": "Verdict", "schema": VERDICT}}
+    ct = constrain(_body(response_format=rf))
+    schema = ct.request["response_format"]["json_schema"]["schema"]
+    jsonschema.validate({"city": "Oslo", "temp": 3}, schema)
+    jsonschema.validate({"name": "get_weather", "arguments": {"city": "Oslo"}}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({ANSWER_KEY: "hi"}, schema)
+    assert schema["$defs"] == {"answer__T": {"type": "integer"}}
+    assert "matches this schema" in ct.request["messages"][0]["content"]
+    msg = ct.response(_resp('{"city": "Oslo", "temp": 3}'))["choices"][0]["message"]
+    assert json.loads(msg["content"]) == {"city": "Oslo", "temp": 3} and "tool_calls" not in msg
+    call = ct.response(_resp('{"name": "get_weather", "arguments": {"city": "Oslo"}}'))["choices"][0]
+    assert call["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert constrain(_body(response_format={"type": "json_object"})).structured
 
 
 def test_tool_turns_of_the_history_become_text():

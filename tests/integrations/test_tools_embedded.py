@@ -14,6 +14,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
 
 from murakkab_lg import Intent, Runtime, annotate, wrap
 
@@ -29,7 +30,7 @@ def runtime():
     rt.close()
 
 
-def _agent(seen: list[str]):
+def _agent(seen: list[str], **kwargs):
     @tool
     def get_weather(city: str) -> str:
         """Get the current weather for a city."""
@@ -38,7 +39,7 @@ def _agent(seen: list[str]):
 
     llm = ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_tokens=64,
                      temperature=0, max_retries=0)
-    return create_agent(llm, tools=[get_weather], system_prompt="You are a helpful assistant.")
+    return create_agent(llm, tools=[get_weather], system_prompt="You are a helpful assistant.", **kwargs)
 
 
 def test_create_agent_calls_its_tool_and_finishes(runtime):
@@ -65,3 +66,18 @@ async def test_streamed_agent_gets_the_tool_call_as_one_delta(runtime):
             chunks.extend(chunk.tool_call_chunks)
     assert seen and seen[0] == "Tokyo"
     assert chunks[0]["name"] == "get_weather" and '"Tokyo"' in chunks[0]["args"]
+
+
+class Report(BaseModel):
+    city: str
+    summary: str
+
+
+def test_an_agent_with_structured_output_calls_its_tool_then_answers_in_its_schema(runtime):
+    """create_agent(response_format=...) sends tools and response_format together; both hold."""
+    seen: list[str] = []
+    agent = _agent(seen, response_format=Report)
+    app = wrap(annotate(agent, {"model": Intent("tool-use", expected_iterations=2)}), runtime=runtime)
+    out = app.invoke({"messages": [{"role": "user", "content": "What is the weather in Rome?"}]})
+    assert seen == ["Rome"]
+    assert isinstance(out["structured_response"], Report) and out["structured_response"].city == "Rome"

@@ -39,7 +39,7 @@ __all__ = ("ANSWER_KEY", "ConstrainedTools", "constrain", "parse_output", "tools
 
 Body = dict[str, Any]
 ANSWER_KEY = "content"
-_CONFLICTS = ("response_format", "json_schema", "grammar")
+_CONFLICTS = ("json_schema", "grammar")  # llama-server's own constraint fields
 _REF_ROOTS = ("#/$defs/", "#/definitions/")
 
 
@@ -90,11 +90,12 @@ def _selected(tools: list[Any], tool_choice: Any) -> tuple[list[dict[str, Any]],
                'or {"type": "function", "function": {"name": ...}}.')
 
 
-def tools_schema(tools: list[Any], tool_choice: Any = "auto") -> dict[str, Any]:
-    """The JSON schema an answer must match: one call of a chosen tool, or (auto) a plain answer.
+def tools_schema(tools: list[Any], tool_choice: Any = "auto", answer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON schema an answer must match: one call of a chosen tool, or (auto) a plain answer:
+    `{"content": <string>}`, or the request's own `answer` schema (its `response_format`).
 
-    Each tool's `$defs`/`definitions` move to the root under `<tool>__<name>` and its `$ref`s
-    follow, so two tools may use the same definition names.
+    Each tool's `$defs`/`definitions` move to the root under `<tool>__<name>` (the answer's
+    under `answer__`) and the `$ref`s follow, so two schemas may use the same definition names.
     """
     fns, plain = _selected(tools, tool_choice)
     branches: list[dict[str, Any]] = []
@@ -110,7 +111,12 @@ def tools_schema(tools: list[Any], tool_choice: Any = "auto") -> dict[str, Any]:
             "properties": {"name": {"const": fn["name"]}, "arguments": _retarget(params, prefix)},
             "required": ["name", "arguments"], "additionalProperties": False,
         })
-    if plain:
+    if plain and answer is not None:
+        for key in ("$defs", "definitions"):
+            for dname, d in (answer.get(key) or {}).items():
+                defs["answer__" + dname] = _retarget(d, "answer__")
+        branches.append(_retarget(answer, "answer__"))
+    elif plain:
         branches.append({"type": "object", "properties": {ANSWER_KEY: {"type": "string"}},
                          "required": [ANSWER_KEY], "additionalProperties": False})
     schema: dict[str, Any] = branches[0] if len(branches) == 1 else {"anyOf": branches}
@@ -119,15 +125,16 @@ def tools_schema(tools: list[Any], tool_choice: Any = "auto") -> dict[str, Any]:
     return schema
 
 
-def _instructions(fns: list[dict[str, Any]], plain: bool) -> str:
+def _instructions(fns: list[dict[str, Any]], plain: bool, answer: dict[str, Any] | None = None) -> str:
     lines = ["You can call these tools:"]
     for fn in fns:
         lines.append(json.dumps({"name": fn["name"], "description": fn.get("description", ""),
                                  "parameters": fn.get("parameters") or {}}))
     lines.append('To call a tool, reply with one JSON object: {"name": <tool name>, "arguments": {...}}.')
     if plain:
-        lines.append(f'Call a tool whenever one can do what is asked. Only when none fits, reply with '
-                     f'{{"{ANSWER_KEY}": "<your answer>"}}.')
+        final = (f"a JSON object that matches this schema: {json.dumps(answer)}" if answer is not None
+                 else f'{{"{ANSWER_KEY}": "<your answer>"}}')
+        lines.append(f"Call a tool whenever one can do what is asked. Only when none fits, reply with {final}.")
     return "\n".join(lines)
 
 
@@ -199,29 +206,56 @@ def constrain(body: Body) -> ConstrainedTools | None:
     conflict = [k for k in _CONFLICTS if body.get(k)]
     if conflict:
         raise _bad(f"this engine serves tool calls through a JSON schema, so {conflict[0]!r} cannot be "
-                   "combined with tools. To fix: drop one of them (or use tool_choice 'none').")
+                   "combined with tools. To fix: use response_format, or drop one of them.")
     fns, plain = _selected(list(tools), choice)
-    schema = tools_schema(list(tools), choice)
-    request = {**req, "messages": _with_system(messages, _instructions(fns, plain)),
+    structured = _answer_schema(body.get("response_format"))
+    schema = tools_schema(list(tools), choice, structured)
+    request = {**req, "messages": _with_system(messages, _instructions(fns, plain, structured)),
                "response_format": {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": schema}}}
-    answer = None
+    answer_request = None
     if plain:
-        answer = {**request, "response_format": {"type": "json_schema", "json_schema": {
-            "name": "answer", "schema": tools_schema([], "auto")}}}
-    return ConstrainedTools(request=request, constrained=True, answer_request=answer, past=_past_calls(history))
+        answer_request = {**request, "response_format": {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": tools_schema([], "auto", structured)}}}
+    return ConstrainedTools(request=request, constrained=True, answer_request=answer_request,
+                            past=_past_calls(history), names=frozenset(f["name"] for f in fns),
+                            structured=structured is not None)
 
 
-def parse_output(text: str) -> tuple[str | None, list[Body] | None]:
-    """(content, tool_calls) from a constrained answer; text that is not one stays content."""
+def _answer_schema(rf: Any) -> dict[str, Any] | None:
+    """The schema a final answer must follow (`response_format`), None for free text.
+
+    An agent with structured output (LangChain's `create_agent(response_format=...)` on a model
+    it believes supports it) sends `tools` and `response_format` together: the answer branch then
+    follows that schema instead of `{"content": ...}`.
+    """
+    if not rf or rf.get("type") == "text":
+        return None
+    if rf.get("type") == "json_object":
+        return {"type": "object"}
+    schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
+    if not isinstance(schema, dict):
+        raise _bad(f"response_format {rf!r} is not supported with tools. To fix: use "
+                   '{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}} or "json_object".')
+    return schema
+
+
+def parse_output(text: str, names: frozenset[str] | None = None,
+                 structured: bool = False) -> tuple[str | None, list[Body] | None]:
+    """(content, tool_calls) from a constrained answer; text that is not one stays content.
+
+    `names`: the tools that may be called (None: any); `structured`: a plain answer is the
+    request's own JSON (kept as the content's text), not `{"content": ...}`.
+    """
     try:
         value = json.loads(text)
     except ValueError:
         return text, None  # cut short (max_tokens): keep what came, the finish_reason says why
-    if isinstance(value, dict) and isinstance(value.get("name"), str) and "arguments" in value:
+    if (isinstance(value, dict) and set(value) == {"name", "arguments"} and isinstance(value["name"], str)
+            and (names is None or value["name"] in names)):
         call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
                 "function": {"name": value["name"], "arguments": json.dumps(value["arguments"])}}
         return None, [call]
-    if isinstance(value, dict) and isinstance(value.get(ANSWER_KEY), str):
+    if not structured and isinstance(value, dict) and isinstance(value.get(ANSWER_KEY), str):
         return value[ANSWER_KEY], None
     return text, None
 
@@ -241,6 +275,11 @@ class ConstrainedTools:
     constrained: bool
     answer_request: Body | None = None
     past: frozenset[tuple[str, str]] = frozenset()
+    names: frozenset[str] | None = None
+    structured: bool = False
+
+    def parse(self, text: str) -> tuple[str | None, list[Body] | None]:
+        return parse_output(text, self.names, self.structured)
 
     def repeats(self, calls: list[Body] | None) -> bool:
         """True when `calls` only repeat calls the history already made (and answering is allowed)."""
@@ -271,7 +310,7 @@ class ConstrainedTools:
 
     def _choice(self, choice: Body) -> Body:
         msg = choice.get("message") or {}
-        content, calls = parse_output(_text(msg.get("content")))
+        content, calls = self.parse(_text(msg.get("content")))
         new = {k: v for k, v in msg.items() if k not in ("content", "tool_calls")}
         new["content"] = content
         reason = choice.get("finish_reason")
@@ -286,11 +325,11 @@ class ConstrainedTools:
         if not self.constrained:
             yield from send(self.request)
             return
-        acc = _StreamAccumulator()
+        acc = _StreamAccumulator(self.parse)
         for chunk in send(self.request):
             acc.feed(chunk)
         if self.answer_request is not None and self.repeats(acc.calls()):
-            acc = _StreamAccumulator(carried=acc.usage)
+            acc = _StreamAccumulator(self.parse, carried=acc.usage)
             for chunk in send(self.answer_request):
                 acc.feed(chunk)
         yield from acc.finish()
@@ -300,11 +339,11 @@ class ConstrainedTools:
             async for chunk in send(self.request):
                 yield chunk
             return
-        acc = _StreamAccumulator()
+        acc = _StreamAccumulator(self.parse)
         async for chunk in send(self.request):
             acc.feed(chunk)
         if self.answer_request is not None and self.repeats(acc.calls()):
-            acc = _StreamAccumulator(carried=acc.usage)
+            acc = _StreamAccumulator(self.parse, carried=acc.usage)
             async for chunk in send(self.answer_request):
                 acc.feed(chunk)
         for out in acc.finish():
@@ -331,7 +370,9 @@ def _add_usage(resp: Body, earlier: Body) -> Body:
 class _StreamAccumulator:
     """Collects one streamed JSON answer, then emits it as chunks: one delta and the finish."""
 
-    def __init__(self, carried: Body | None = None) -> None:
+    def __init__(self, parse: Callable[[str], tuple[str | None, list[Body] | None]],
+                 carried: Body | None = None) -> None:
+        self.parse = parse
         self.parts: list[str] = []
         self.base: Body | None = None
         self.reason: str | None = None
@@ -355,11 +396,11 @@ class _StreamAccumulator:
             self.reason = choices[0]["finish_reason"]
 
     def calls(self) -> list[Body] | None:
-        return parse_output("".join(self.parts))[1]
+        return self.parse("".join(self.parts))[1]
 
     def finish(self) -> Iterator[Body]:
         base = self.base or {"object": "chat.completion.chunk"}
-        content, calls = parse_output("".join(self.parts))
+        content, calls = self.parse("".join(self.parts))
         if calls:
             delta: Body = {"role": "assistant", "content": None,
                            "tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
