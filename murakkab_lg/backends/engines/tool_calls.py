@@ -9,8 +9,8 @@ JSON schema built from the request's tools and map the result back.
 
 - `constrain(body)` returns the request to send (tools described, output constrained by a JSON
   schema of `{"name": <tool>, "arguments": <its parameters>}` per tool, plus `{"content": str}`
-  when `tool_choice` is `auto`) and what is needed to read the answer; None when the body has
-  no tools to constrain.
+  (or the request's own `response_format` schema) when `tool_choice` is `auto`) and what is
+  needed to read the answer; None when the body has no tools to constrain.
 - `ConstrainedTools.response` / `.stream` / `.astream` turn the engine's answer back into an
   OpenAI message with `tool_calls` (streamed as one `delta.tool_calls` once the JSON is complete:
   the call is only known when its object closes).
