@@ -6,11 +6,13 @@ tools, and a model that answers well may still call tools badly. The rule, appli
 - A call *carries tools* when its body has `tools` and `tool_choice` is not `none`.
 - Its floor is the node's `min_quality`, read as a floor on `tool-use` quality too. A node
   without `min_quality` states no floor, so its calls stay where the plan put them.
-- The planned deployment keeps the call if its measured `tool-use` quality meets the floor.
-  Otherwise the call goes to the deployment that meets it and is best on the runtime's
-  objective (energy, latency or cost per output token from its profile). A deployment with no
-  `tool-use` measurement does not meet a floor: nothing vouches for it.
-- None meets it: `PlanInfeasibleError` naming the best `tool-use` quality available and where.
+- The planned deployment keeps the call if its measured `tool-use` quality meets the floor, or
+  if it has no `tool-use` measurement: the rule acts on evidence, and a fleet profiled before
+  this intent existed (or a hosted model nobody measured) must not be moved onto a small local
+  model that happens to be measured. `murakkab profile --intents tool-use` brings it under the rule.
+- Measured below the floor: the call goes to the measured deployment that meets it and is best
+  on the runtime's objective (energy, latency or cost per output token from its profile); where
+  none does, `PlanInfeasibleError` names the best `tool-use` quality available and where.
 
 Calls that name their deployment are the caller's choice and never move. Pure: profiles in, a
 deployment name out; the runtime applies it.
@@ -52,19 +54,15 @@ def route_tool_call(planned: str, intent: Intent | None, profiles: Iterable[Depl
         return planned
     rows = {p.deployment: p for p in profiles}
     score = {name: q.score for name, p in rows.items() if (q := p.quality.get(TOOL_USE)) is not None}
-    if score.get(planned, -1.0) >= floor:
+    if score.get(planned, floor) >= floor:
         return planned
     good = [name for name, s in score.items() if s >= floor]
     if good:
         return min(good, key=lambda n: (_cost(rows[n], objective), n))
     where = f"node {node!r}" if node else f"intent {intent.intent!r}" if intent else "the call"
-    fix = ("To fix: lower min_quality, add a deployment that calls tools better, or measure tool-use "
-           "(`murakkab profile --intents tool-use`).")
-    if not score:
-        raise PlanInfeasibleError(
-            f"{where}: the call carries tools and min_quality {floor:g} applies to tool-use, but no deployment "
-            f"has a tool-use measurement. {fix}", node=node, constraint="min_quality", best=None)
     best = max(score, key=lambda n: (score[n], n))
     raise PlanInfeasibleError(
         f"{where}: the call carries tools and min_quality {floor:g} applies to tool-use, but the best available "
-        f"is {score[best]:.2f} ({best}). {fix}", node=node, constraint="min_quality", best=score[best])
+        f"is {score[best]:.2f} ({best}). To fix: lower min_quality to {score[best]:.2f}, or add a deployment "
+        "that calls tools better (measure it with `murakkab profile --intents tool-use`).",
+        node=node, constraint="min_quality", best=score[best])
