@@ -37,6 +37,7 @@ class RayStatus(BaseModel):
 
     address: str
     nodes: list[NodeView] = []
+    groups: dict[str, list[str]] = {}  # node id -> placement groups there (deployment replicas)
     error: str | None = None
 
 
@@ -169,7 +170,8 @@ def collect_ray(config_path: str) -> RayStatus | None:
     if cfg is None:
         return None
     try:
-        return RayStatus(address=cfg.address, nodes=RayCluster(cfg).nodes())
+        cluster = RayCluster(cfg)
+        return RayStatus(address=cfg.address, nodes=cluster.nodes(), groups=cluster.groups())
     except MurakkabError as e:
         return RayStatus(address=cfg.address, error=str(e))
 
@@ -179,13 +181,13 @@ def render_ray(status: RayStatus, console: Console) -> None:
         console.print(f"[bold]Ray cluster[/] {status.address}: [red]unreachable[/]: {status.error}", highlight=False)
         return
     t = Table(title=f"Ray cluster ({status.address})", title_justify="left")
-    for col in ("node", "id", "address", "role", "alive", "resources free / total"):
+    for col in ("node", "id", "address", "role", "alive", "resources free / total", "placement groups"):
         t.add_column(col, overflow="fold")
     for n in status.nodes:
         keys = [k for k in sorted(n.total) if k in ("CPU", "GPU") or (":" in k and not k.startswith("node:"))]
         res = ", ".join(f"{k} {n.available.get(k, 0.0):g}/{n.total[k]:g}" for k in keys)
         t.add_row(n.name, n.node_id[:8], n.address, "head" if n.head else "worker",
-                  "yes" if n.alive else "[red]no[/]", res)
+                  "yes" if n.alive else "[red]no[/]", res, ", ".join(status.groups.get(n.node_id, [])) or "-")
     console.print(t)
 
 

@@ -118,6 +118,18 @@ class RayCluster:
         with contextlib.suppress(Exception):  # already gone with its node or the cluster
             remove_placement_group(pg)
 
+    def groups(self) -> dict[str, list[str]]:
+        """Node id -> names of the placement groups holding resources there (ours: `murakkab:<deployment>#<i>`)."""
+        self.connect()
+        from ray.util.placement_group import placement_group_table
+
+        out: dict[str, list[str]] = {}
+        for pg in placement_group_table().values():
+            if pg.get("state") == "CREATED":
+                for node in set((pg.get("bundles_to_node_id") or {}).values()):
+                    out.setdefault(node, []).append(pg.get("name") or pg.get("placement_group_id", "")[:8])
+        return {k: sorted(v) for k, v in out.items()}
+
     def node_of(self, pg: Any) -> str | None:
         """The node id the placement group's bundle landed on."""
         from ray.util.placement_group import placement_group_table

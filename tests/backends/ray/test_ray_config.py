@@ -23,6 +23,7 @@ def config_file(tmp_path, ray_config, tiny_model):
 
 
 def test_config_builds_a_runtime_whose_engines_are_ray_actors(config_file):
+    """`cluster.ray` in the same file `murakkab serve --config` reads: engine factory and inventory from Ray."""
     runtime = build_runtime(load_config(config_file))
     try:
         assert isinstance(runtime._pool._factory, RayBackend)
@@ -32,6 +33,8 @@ def test_config_builds_a_runtime_whose_engines_are_ray_actors(config_file):
         assert resp["choices"][0]["message"]["content"] is not None
         engine = runtime._pool._factory.engines[("smollm2-135m", 0)]
         assert engine.node_id and engine.healthy()
+        status = collect_ray(str(config_file))  # doctor sees the replica's placement group on its node
+        assert "murakkab:smollm2-135m#0" in status.groups[engine.node_id]
     finally:
         runtime.close()
 
