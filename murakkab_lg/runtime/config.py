@@ -123,7 +123,12 @@ def _json(text: str) -> Any:
 
 
 def load_factory(cfg: RuntimeConfig) -> Any:
-    """The config's `engine_factory` with its `engine_options` bound, or None."""
+    """The config's `engine_factory` with its `engine_options` bound, `RayBackend` for `cluster.ray`
+    (engines as Ray actors, so `murakkab profile` measures them where they will serve), or None."""
+    if cfg.cluster.ray is not None:
+        from murakkab_lg.backends.ray import RayBackend
+
+        return RayBackend(cfg.cluster.ray)
     if cfg.engine_factory is None:
         return None
     module, _, attr = cfg.engine_factory.partition(":")
@@ -141,11 +146,8 @@ def build_runtime(cfg: RuntimeConfig, **overrides: Any) -> Runtime:
     factory = load_factory(cfg)
     if factory is not None:
         kwargs["engine_factory"] = factory
-    if cfg.cluster.ray is not None:  # imports Ray and connects now: an unreachable cluster fails here
-        from murakkab_lg.backends.ray import RayBackend
-
-        backend = RayBackend(cfg.cluster.ray)
-        kwargs["engine_factory"], kwargs["inventory"] = backend, backend.inventory()
+    if cfg.cluster.ray is not None:  # connects now (an unreachable cluster fails here); the packer's devices
+        kwargs["inventory"] = factory.inventory()
     kwargs.update(overrides)
     for p in cfg.profiles:
         if not p.is_file():
