@@ -3,7 +3,8 @@
 The head node is `ray start --head --block` in a fresh temp dir, with logical resources: 4 CPUs,
 2 GPUs that do not exist (`num_gpus` is only a count to Ray) typed `gpu_type:H100`. A second node
 (`ray start --address`, same machine) joins only for the tests that ask for it, with its own
-resources (`gpu_type:A100`) and the label `murakkab.host=node-b`. Token auth is off
+resources (`gpu_type:A100`) and the label `murakkab.host=node-b`; the last test crashes it (SIGKILL
+to its process group), and the fixture starts it again should a later test need it. Token auth is off
 (RAY_AUTH_MODE=disabled) because the cluster lives only for the run, on loopback-reachable
 addresses of this machine. Each `ray start --block` is stopped by SIGTERM to its own process,
 never `ray stop` (which would stop every Ray on the machine), and the temp dir is removed.
@@ -11,6 +12,7 @@ never `ray stop` (which would stop every Ray on the machine), and the temp dir i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,8 +47,14 @@ class RayNode:
                 [_ray_bin(), "start", "--block", "--disable-usage-stats", f"--temp-dir={temp_dir}",
                  "--object-store-memory=100000000", f"--ray-client-server-port={free_port()}",
                  f"--dashboard-agent-listen-port={free_port()}", *args],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV},
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV}, start_new_session=True,
             )
+
+    def crash(self) -> None:
+        """The node dies at once, as when its machine fails: SIGKILL to its whole process group."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -67,6 +75,7 @@ class LocalCluster:
     def __init__(self) -> None:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="mkray-", dir="/tmp"))  # short: Ray's socket paths
         self.nodes: list[RayNode] = []
+        self.by_label: dict[str, RayNode] = {}
         self.address = ""
 
     def start_head(self) -> None:
@@ -85,6 +94,7 @@ class LocalCluster:
         node = RayNode([f"--address={self.address}", f"--labels=murakkab.host={spec['label']}",
                         *_resource_args(spec)], self.temp_dir, f"{spec['label']}.log")
         self.nodes.append(node)
+        self.by_label[spec["label"]] = node
         return node
 
     def stop(self) -> None:
@@ -120,17 +130,24 @@ def ray_config(ray_cluster):
     return RayConfig(address=ray_cluster.address, namespace="murakkab-tests", placement_timeout_s=3.0)
 
 
-@pytest.fixture(scope="session")
+def _alive_id(cluster, label: str) -> str | None:
+    return next((n.node_id for n in cluster.nodes() if n.alive and n.labels.get("murakkab.host") == label), None)
+
+
+@pytest.fixture
 def node_b(ray_cluster, ray_config) -> str:
-    """A second Ray node on this machine (label murakkab.host=node-b); returns its node id."""
+    """A second Ray node on this machine (label murakkab.host=node-b), started on first use and again
+    if a test crashed it; returns its node id."""
     from murakkab_lg.backends.ray.cluster import RayCluster
 
-    ray_cluster.add_node(NODE_B)
     cluster = RayCluster(ray_config)
+    node_id = _alive_id(cluster, NODE_B["label"])
+    if node_id is not None:
+        return node_id
+    ray_cluster.add_node(NODE_B)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        for n in cluster.nodes():
-            if n.alive and n.labels.get("murakkab.host") == NODE_B["label"]:
-                return n.node_id
+    while (node_id := _alive_id(cluster, NODE_B["label"])) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"node-b did not join:\n{(ray_cluster.temp_dir / 'node-b.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    raise RuntimeError(f"node-b did not join:\n{(ray_cluster.temp_dir / 'node-b.log').read_text()[-3000:]}")
+    return node_id

@@ -91,3 +91,30 @@ def test_second_node_gets_what_the_plan_asked_for(cluster, node_b):
     assert [c.node_of(pg) for pg in held] == [node_b, node_b]
     with pytest.raises(PlanInfeasibleError, match=r"node 'node-b' .*GPU 0 free \(needs 1\)"):
         c.reserve(replica_bundle(_vllm("b-again", device="gpu", host="node-b")))
+
+
+def test_a_crashed_node_is_noticed_and_its_pinned_replica_fails_clearly(ray_cluster, ray_config, node_b, tiny_model):
+    """node-b hosts a real engine and crashes (its processes SIGKILLed, as when a machine fails): the
+    replica is reported unhealthy, and replacing it (what the pool's restart does) fails with the
+    node named instead of waiting, because the plan pinned it there. Last: it takes node-b down."""
+    from murakkab_lg.backends.ray import RayBackend
+    from murakkab_lg.spec import LlamaCppSettings
+
+    dep = Deployment(name="on-b", model=tiny_model, placement=Placement(host="node-b"),
+                     engine=LlamaCppSettings(threads=1, parallel=1, ctx_size=512))
+    engine = RayBackend(ray_config)(dep, 0)
+    try:
+        engine.start(60)
+        assert engine.healthy() and engine.node_id == node_b
+        ray_cluster.by_label["node-b"].crash()
+        deadline = time.monotonic() + 30
+        while engine.healthy():  # each probe answers within health_timeout_s; the actor dies with its raylet
+            assert time.monotonic() < deadline, "a replica on a crashed node still looks healthy after 30 s"
+            time.sleep(0.5)
+        engine.stop()
+        t0 = time.monotonic()
+        with pytest.raises(PlanInfeasibleError, match="node-b"):
+            engine.start(60)
+        assert time.monotonic() - t0 < ray_config.placement_timeout_s + 5
+    finally:
+        engine.stop()
