@@ -95,3 +95,35 @@ def test_without_ray_installed_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(ConfigError, match=r"pip install 'murakkab-lg\[ray\]'"):
         import_ray()
+
+
+def test_gpu_energy_of_colocated_replicas_is_read_on_their_node_and_shared():
+    """Two replicas on one remote GPU: counter deltas read through their actors (here: stand-ins for
+    `RayEngine._ask`), split between the calls in flight; a dead reader is skipped."""
+    from murakkab_lg.backends.ray.engine import _NodeAttributor
+
+    counter = {"j": 100.0}
+
+    class Reader:  # the two methods of RayEngine that the node attributor uses
+        actor = object()
+
+        def __init__(self, dead: bool = False) -> None:
+            self.dead = dead
+
+        def _ask(self, method: str, timeout_s: float | None = None):
+            if self.dead:
+                raise RuntimeError("actor died")
+            return {0: counter["j"]}
+
+    node = _NodeAttributor()
+    a, b = Reader(), Reader()
+    meter_a, meter_b = node.meter_via(a, (0,)), node.meter_via(b, (0,))
+    ta = meter_a.begin()
+    counter["j"] += 10.0  # a alone
+    tb = meter_b.begin()
+    counter["j"] += 20.0  # both in flight
+    a.dead = True  # a's actor dies: b's reads the node's counter from now on
+    assert meter_a.end(ta) == pytest.approx(10.0 + 10.0)
+    counter["j"] += 6.0
+    assert meter_b.end(tb) == pytest.approx(10.0 + 6.0)
+    assert meter_a.label == "measured"
