@@ -165,14 +165,16 @@ class _NodeReadings:
 
     def __init__(self) -> None:
         self.engines: list[RayEngine] = []
+        self._last: dict[int, float] = {}
 
     def energy_j(self, gpu: int) -> float:
         for engine in list(self.engines):
             with contextlib.suppress(Exception):
                 readings = engine._ask("gpu_energy_j", 2.0)
                 if readings and gpu in readings:
-                    return float(readings[gpu])
-        return 0.0  # no live reader: the attributor counts no delta (as for a counter reset)
+                    self._last[gpu] = float(readings[gpu])
+                    return self._last[gpu]
+        return self._last.get(gpu, 0.0)  # no live reader now: no delta is charged until one answers
 
 
 class _NodeAttributor:

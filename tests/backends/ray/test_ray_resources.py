@@ -126,4 +126,11 @@ def test_gpu_energy_of_colocated_replicas_is_read_on_their_node_and_shared():
     assert meter_a.end(ta) == pytest.approx(10.0 + 10.0)
     counter["j"] += 6.0
     assert meter_b.end(tb) == pytest.approx(10.0 + 6.0)
+    b.dead = True  # no reader at all: the last reading stands, so nothing is charged twice later
+    tb = meter_b.begin()
+    assert meter_b.end(tb) == 0.0
+    b.dead = False
+    tb = meter_b.begin()
+    counter["j"] += 4.0
+    assert meter_b.end(tb) == pytest.approx(4.0)
     assert meter_a.label == "measured"
