@@ -3,12 +3,14 @@
 Two shipped tables (catalog/data/):
 - `mlenergy_vllm.csv`: The ML.ENERGY Leaderboard v3.0 (Apache-2.0), task lm-arena-chat, vLLM on
   H100 and B200, one row per (model, GPU, GPU count, max_num_seqs), for every model of the release
-  whose model card gives quality for our intents (Llama 3.1 8B/70B/405B, Llama 3.3 70B;
+  whose model card gives quality for our intents (Llama 3.1 8B/70B/405B, Llama 3.3 70B, Qwen3
+  8B/14B/32B;
   transcribed by scripts/import_mlenergy.py at the pinned commit): energy per output token,
   output throughput, average GPU power, median inter-token latency. Columns `repo`, `file` and
   `commit` say exactly where each figure was transcribed from.
-- `model_card_quality.csv`: benchmark scores from the Llama 3.1/3.2/3.3 model cards and the
-  Qwen2.5 release blog, with the same source columns.
+- `model_card_quality.csv`: benchmark scores from the Llama 3.1/3.2/3.3 model cards, the
+  Qwen2.5 release blog and the Qwen3 technical report (non-thinking mode), with the same source
+  columns.
 
 `BENCHMARK_FOR_INTENT` maps benchmarks to intents (first available wins); docs/profiles.md gives
 the reasons. `fit_group` fits throughput and power as smooth functions of batch size, so the
@@ -83,6 +85,10 @@ NOISY_GROUPS: dict[tuple[str, str, int], float] = {
     ("meta-llama/Llama-3.1-8B-Instruct", "B200", 1): 0.50,
     ("meta-llama/Llama-3.1-70B-Instruct", "B200", 2): 0.15,
     ("meta-llama/Llama-3.1-405B-Instruct", "B200", 8): 0.15,
+    # Qwen3 8B and 14B on one B200 scatter like Llama-3.1-8B there (throughput falls between
+    # neighbouring rows); rows shipped as published, the fit serves only concurrency 1, 2, 4.
+    ("Qwen/Qwen3-8B", "B200", 1): 0.35,
+    ("Qwen/Qwen3-14B", "B200", 1): 0.30,
 }
 # Parameter counts (billions) and weight precision as the leaderboard's JSON states them
 # (`total_params_billions`, `weight_precision`); a profile's memory_gb is the weights alone,
@@ -90,6 +96,7 @@ NOISY_GROUPS: dict[tuple[str, str, int], float] = {
 PARAMS_B: dict[str, float] = {
     "meta-llama/Llama-3.1-8B-Instruct": 8.0, "meta-llama/Llama-3.1-70B-Instruct": 70.0,
     "meta-llama/Llama-3.3-70B-Instruct": 70.0, "meta-llama/Llama-3.1-405B-Instruct": 405.0,
+    "Qwen/Qwen3-8B": 8.0, "Qwen/Qwen3-14B": 14.0, "Qwen/Qwen3-32B": 32.0,
 }
 BYTES_PER_PARAM = 2  # bfloat16, the precision of every shipped row
 LOW_CONCURRENCY = (1, 2, 4)  # levels below the smallest measured max_num_seqs, filled from the fit

@@ -6,7 +6,8 @@ settings are honoured (max_num_seqs / parallel slots bound batching, tensor-para
 GPUs per replica, llama.cpp threads share the host's cores). The fleet is then sized for the load
 by one rule for every policy (`sim.fleet`).
 
-`adaptive` is the MILP plan run the way the adaptive runtime runs it: every call is routed by
+Plans are made at the simulated arrival rate (see `plan_for`), so the planner's load model
+shapes them. `adaptive` is the MILP plan run the way the adaptive runtime runs it: every call is routed by
 `runtime.control.choose` (spill to the plan's alternatives when the planned deployment would
 break the node's latency budget) over simulated telemetry, with each node's first alternative
 kept warm (sim/adaptive.py). A second seam, `controller`, is called every `control_interval_s`
@@ -55,25 +56,40 @@ def load_sim_spec(path: str | Path) -> SimSpec:
         raise ConfigError(f"{path}: `sim:` section: {e}") from None
 
 
-def plan_for(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...], objective: Objective) -> Plan:
-    """The planner's plan under `policy` (`adaptive` starts from the MILP plan)."""
+def plan_for(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...], objective: Objective,
+             rate_per_s: float | None = None) -> Plan:
+    """The planner's plan under `policy` (`adaptive` starts from the MILP plan), made for the load.
+
+    The planner is told the arrival rate (its load model then predicts each deployment at the
+    concurrency the load implies, which is how it sees that consolidating nodes on one deployment
+    batches better). Its candidates have one replica each, so past what one replica of each
+    carries the plan is infeasible; then it is made for the largest rate r / 2^k that is feasible,
+    and the fleet sizing afterwards (the same for every policy) scales it out to the full load.
+    """
+    from murakkab_lg.errors import PlanInfeasibleError
     from murakkab_lg.policies import PlanningProblem, get_policy
 
-    # The fleet is sized for the load afterwards, the same way for every policy, so the plan is made
-    # for one run at a time (a plan at the arrival rate would need replicas the candidates lack).
-    wf = workflow.model_copy(update={"arrival_rate_per_s": None})
     name = "milp" if policy == "adaptive" else policy
-    return get_policy(name).plan(PlanningProblem(workflow=wf, candidates=candidates, objective=objective))
+    rate = rate_per_s
+    while True:
+        wf = workflow.model_copy(update={"arrival_rate_per_s": rate})
+        try:
+            return get_policy(name).plan(PlanningProblem(workflow=wf, candidates=candidates, objective=objective))
+        except PlanInfeasibleError:
+            if rate is None:
+                raise
+            rate = rate / 2 if rate > 0.05 else None  # down to one run at a time
 
 
 def assignment_for(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...], objective: Objective,
-                   usd_per_gpu_hour: float = USD_PER_GPU_HOUR) -> tuple[dict[str, str], list[Deployment]]:
+                   usd_per_gpu_hour: float = USD_PER_GPU_HOUR,
+                   rate_per_s: float | None = None) -> tuple[dict[str, str], list[Deployment]]:
     """Node -> deployment under `policy` (for `adaptive`, its planned primaries), and the deployments it runs."""
     if policy == "router":
         router = PerRequestRouter(candidates, PerRequestRouter.bars_for(workflow), usd_per_gpu_hour)
         assign = router.assignment(workflow)
         return assign, [c.deployment for c in candidates if c.name in set(assign.values())]
-    plan = plan_for(policy, workflow, candidates, objective)
+    plan = plan_for(policy, workflow, candidates, objective, rate_per_s)
     return {c.node: c.deployment for c in plan.choices}, list(plan.deployments)
 
 
@@ -93,13 +109,13 @@ def simulate(policy: str, workflow: Workflow, candidates: tuple[Candidate, ...],
         from murakkab_lg.runtime.control import AdaptiveConfig
         from murakkab_lg.sim.adaptive import warm_alternatives
 
-        plan = plan_for(policy, workflow, candidates, objective)
+        plan = plan_for(policy, workflow, candidates, objective, rate or None)
         assign = {c.node: c.deployment for c in plan.choices}
         warm = warm_alternatives(plan, AdaptiveConfig())
         by_name = {c.name: c.deployment for c in candidates}
         deps = [*plan.deployments, *(by_name[w] for w in warm)]
     else:
-        assign, deps = assignment_for(policy, workflow, candidates, objective, usd_per_gpu_hour)
+        assign, deps = assignment_for(policy, workflow, candidates, objective, usd_per_gpu_hour, rate or None)
     fleet = build_fleet(template, assign, deps, profiles, rate, target_concurrency=target_concurrency,
                         cold_start_s=cold_start_s, inventory=inventory, warm=warm)
     route: dict[str, str] | Callable = assign

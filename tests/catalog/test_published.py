@@ -43,7 +43,9 @@ def test_profiles_and_deployments_match_and_carry_published_provenance() -> None
         assert isinstance(d.engine, VllmSettings) and d.placement.device in ("H100", "B200")
         assert len(d.placement.gpus) == d.engine.tensor_parallel_size
         assert p.provenance.kind == "published" and p.energy_label == "published"
-        assert set(p.quality) >= {"classify", "reason", "code"}
+        assert set(p.quality) >= {"classify", "answer", "extract", "summarize"}
+        if p.model.startswith("meta-llama/"):  # the Llama cards also publish MATH and HumanEval
+            assert set(p.quality) >= {"reason", "code"}
         # energy per token falls as batches grow: the physics the planner relies on
         energies = [lp.energy_per_output_token_j for lp in p.load]
         assert energies[0] > energies[-1]
