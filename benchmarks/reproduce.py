@@ -203,12 +203,14 @@ def render(data: dict[str, Any]) -> str:
     a("## 2. Simulated reproduction on published GPU profiles (simulated)")
     a("")
     a("Setup: ML.ENERGY v3.0 vLLM rows, two GPU setups, each with every shipped model that has a row on it: "
-      "**H100** (Llama-3.1-8B on 1 GPU, Llama-3.1-70B and Llama-3.3-70B on 4) and **B200** (Llama-3.1-8B on 1, "
-      "the two 70B on 2, Llama-3.1-405B on 8); points at concurrencies 1, 2, 4 are **fitted**, the rest "
+      "**H100** (Llama-3.1-8B, Qwen3-8B and Qwen3-14B on 1 GPU, Qwen3-32B on 2, Llama-3.1-70B and Llama-3.3-70B "
+      "on 4) and **B200** (Llama-3.1-8B and the three Qwen3 on 1, the two 70B on 2, Llama-3.1-405B on 8); points at "
+      "concurrencies 1, 2, 4 are **fitted**, the rest "
       "**published**; model-card quality "
       "(catalog/data/model_card_quality.csv); workflows `murakkab_lg/sim/workflows/{video_qa,codegen}.yaml` "
       f"with their stated assumptions; Poisson arrivals for {data['duration_s']:g} simulated s per point, seed "
-      f"{data['seed']}; each deployment sized to the load by one rule for every policy (mean concurrency <= 64 "
+      f"{data['seed']}; plans made at the simulated arrival rate (halved until the planner finds one replica per "
+      "deployment enough), then each deployment sized to the load by one rule for every policy (mean concurrency <= 64 "
       "sequences per replica by Little's law); GPUs counted by the runtime's packer (whole GPUs per replica); cost = "
       f"GPU-hours x ${USD_PER_GPU_HOUR:g} ({USD_PER_GPU_HOUR_SOURCE}; B200 GPU-hours are priced the same, so on "
       "B200 the cost ratio is the GPU-hour ratio). Energy is GPU energy from the published "
@@ -341,12 +343,14 @@ def reading(ratios_: list[dict[str, Any]]) -> str:
             f"router {min(rv):.2f}-{max(rv):.2f}x less energy per workflow "
             f"({'at equal' if slo_eq else 'at different'} SLO attainment).")
     parts.append(
-        "- Where the gains come from: nodes whose quality floor admits the 8B model move off the large model "
-        "(energy per token at the same concurrency is 6-7x lower for 8B than for 70B on H100, and 70B needs 4 "
-        "GPUs per replica). Nodes whose floor needs 70B cost the same under every policy, so the ratio is bounded "
-        "by the share of work that can move. Completion time gains are smaller than energy gains because the "
-        "fixed non-LLM stages and the 70B nodes on the critical path do not speed up. On B200 the static baseline "
-        "is the 405B model (8 GPUs per replica), which is why its ratios are much larger than on H100.")
+        "- Where the gains come from: nodes whose quality floor admits a smaller model move off the largest one "
+        "(energy per token at 64 sequences on H100: Llama-3.1-8B 0.12 J, Llama-3.3-70B 0.82 J, and 70B needs 4 "
+        "GPUs per replica). Nodes whose floor needs a 70B model (codegen's `write`: HumanEval 0.80, which no Qwen3 "
+        "row publishes) cost the same under every policy, so the ratio is bounded by the share of work that can "
+        "move. Told the arrival rate, the MILP also consolidates nodes on fewer deployments (video_qa: all three "
+        "on Qwen3-14B at most rates), which batches better. Completion time gains are smaller than energy gains: "
+        "the fixed non-LLM stages and the large-model nodes on the critical path do not speed up. On B200 the "
+        "static baseline is the 405B model (8 GPUs per replica), so its ratios are much larger than on H100.")
     parts.append(
         "- The B200 8B profile is noisy at the source: its published row at 128 sequences has 26.7 ms per token "
         "against 9.0 ms at 64 (docs/profiles.md). Where the 8B replicas run past 64 sequences (codegen at 40/s), "
@@ -356,9 +360,16 @@ def reading(ratios_: list[dict[str, Any]]) -> str:
         "deployment runs at low concurrency, where energy per token is highest, while static batches all nodes on "
         "one replica.")
     parts.append(
-        "- The per-request router ties the planner where every intent has one floor (video_qa); it loses where "
-        "two nodes share an intent with different floors (codegen: `write` needs 0.80 on HumanEval, `fix` 0.70; "
-        "the router must send both to 70B, the planner sends `fix` to 8B).")
+        "- The per-request router is close to the planner where every intent has one floor (video_qa: both pick "
+        "small models per intent; the planner's edge is consolidation); it loses where two nodes share an intent "
+        "with different floors (codegen: `write` needs 0.80 on HumanEval, `fix` 0.70; the router must send both to "
+        "70B, the planner sends `fix` to 8B).")
+    parts.append(
+        "- `adaptive` runs the MILP plan with the runtime's per-call spill (`runtime.control.choose`). Where the "
+        "observed per-call latency at the fleet's operating concurrency exceeds the node's budget share, it spills "
+        "to a warm one-replica alternative that then overloads (see codegen on B200): the spill rule compares "
+        "latency with a budget split from the plan's prediction, and the warm alternative is not sized for load. "
+        "Its GPU count also includes the warm alternatives.")
     parts.append(
         "- Not modelled, and part of the paper's gains: choosing other GPU kinds or CPUs per stage, the non-LLM "
         "stages' own placement and energy, and idle power of provisioned GPUs.")
