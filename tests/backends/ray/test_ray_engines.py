@@ -135,13 +135,17 @@ def test_deployment_lands_on_the_node_the_plan_asked_for(runtime, backend, node_
     assert backend.engines[(TINY, 0)].node_id != node_b  # unpinned ones stayed on the head (it had room)
 
 
-def test_close_removes_actors_engines_and_placement_groups(backend, ray_config, tiny_model):
+def test_replicas_are_actors_and_close_removes_actors_engines_and_placement_groups(backend, tiny_model):
     from ray.util import placement_group_table
 
-    rt = Runtime([_dep(TINY, name="short-lived")], ProfileStore(), engine_factory=backend)
-    rt.start("short-lived")
-    engine = backend.engines[("short-lived", 0)]
-    pid, pg_id = engine.engine_pid, engine.placement_group.id.hex()
+    dep = _dep(TINY, name="two-replicas").model_copy(update={"replicas": 2})
+    rt = Runtime([dep], ProfileStore(), engine_factory=backend)
+    rt.start("two-replicas")
+    engines = [backend.engines[("two-replicas", i)] for i in (0, 1)]
+    assert engines[0].actor != engines[1].actor and engines[0].base_url != engines[1].base_url
+    assert all(e.healthy() for e in engines)
+    pids, groups = [e.engine_pid for e in engines], [e.placement_group.id.hex() for e in engines]
     rt.close()
-    assert _gone(pid) and not engine.healthy()
-    assert placement_group_table()[pg_id]["state"] == "REMOVED"
+    assert all(_gone(pid) for pid in pids) and not any(e.healthy() for e in engines)
+    table = placement_group_table()
+    assert [table[g]["state"] for g in groups] == ["REMOVED", "REMOVED"]
