@@ -183,8 +183,9 @@ class LiveState:
 
     # -- snapshots ----------------------------------------------------------------------------
     def _span(self, first: float, now: float) -> float:
-        """The time the window's rates are over: the whole window, or less while it fills."""
-        return max(min(self.window_s, now - first), 1e-3)
+        """The time the window's rates are over: the whole window, or less while it fills (at least
+        a second, so a burst of calls in the first instant is not read as thousands per second)."""
+        return max(min(self.window_s, now - first), 1.0)
 
     def snapshot(self) -> Snapshot:
         now = time.monotonic()
