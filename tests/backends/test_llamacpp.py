@@ -119,7 +119,11 @@ def test_no_orphan_when_parent_ends(tiny_model: str, how: str) -> None:
     child_pid = int(proc.stdout.readline())
     if how == "ctrl-c":
         proc.send_signal(2)
-    proc.wait(30)
+    try:
+        proc.wait(90)  # generous: on a loaded 2-core CI machine the parent's clean stop alone took > 30 s
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
     assert _gone(child_pid), f"llama-server {child_pid} outlived its parent ({how})"
 
 
