@@ -19,8 +19,9 @@ from murakkab_lg.spec import LlamaCppSettings
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    """True once `pid` no longer exists (or is a reaped zombie of someone else)."""
+def _gone(pid: int, within_s: float = 30.0) -> bool:
+    """True once `pid` no longer exists (or is a zombie); llama-server handles SIGTERM gracefully, which
+    took over 10 s once on a loaded 2-core machine."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
