@@ -20,8 +20,8 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 
 
 def _gone(pid: int, within_s: float = 30.0) -> bool:
-    """True once `pid` no longer exists (or is a zombie); llama-server handles SIGTERM gracefully, which
-    took over 10 s once on a loaded 2-core machine."""
+    """True once `pid` no longer exists (or is a zombie). 30 s: the crash case once failed at 10 s on a
+    loaded 2-core machine (llama-server stops gracefully on SIGTERM); the cause was not pinned down."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
