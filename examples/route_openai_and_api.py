@@ -12,7 +12,7 @@ The whole path a user takes, in one script:
 What stands in for what (this must run on a CPU machine with no key and no internet):
 - "your server" is `murakkab_lg.testing.ScriptedServer`, a real HTTP server that serves two model
   names, `tiny-chat` and `small-chat`. Their strengths are scripted: tiny answers the classify
-  eval items right, small also the extract items, and small is slower (an added 0.25 s a call).
+  eval items right, small also the extract items, and small is slower (an added 1 s a call).
   Point `base_url` at your vLLM / llama.cpp / Ollama server instead.
 - "the hosted model" is litellm's real OpenAI client (`openai/gpt-4.1-mini`) sent to another
   scripted server via `api_base`; it answers every eval item right. Its price is gpt-4.1-mini's
@@ -65,7 +65,7 @@ def build_graph(llm: Any) -> Any:
 
     g = StateGraph(State)
     g.add_node("triage", triage, metadata={"murakkab": {"intent": "classify", "min_quality": 0.8,
-                                                        "latency_slo_s": 0.2}})
+                                                        "latency_slo_s": 1.5}})
     g.add_node("fields", fields, metadata={"murakkab": {"intent": "extract", "min_quality": 0.8}})
     g.add_node("reply", reply, metadata={"murakkab": {"intent": "answer", "min_quality": 0.8}})
     g.add_edge(START, "triage")
@@ -81,7 +81,7 @@ def _references() -> dict[str, tuple[str, Any]]:
     out = {}
     for name in eval_set_names():
         s = get_eval_set(name)
-        if s.intent in INTENTS:
+        if name.startswith("core.") and s.intent in INTENTS:
             for item in s.items:
                 out[item.messages[-1]["content"]] = (s.intent, item.reference)
     return out
@@ -129,10 +129,10 @@ def run(workdir: Path, console: Console | None = None) -> Any:
     hosted_model = scripted_models({"gpt-4.1-mini": set(INTENTS)})
     with ScriptedServer(local_models, name="your-server", models=("tiny-chat", "small-chat")) as local, \
             ScriptedServer(hosted_model, name="hosted-stand-in", models=("gpt-4.1-mini",)) as hosted:
-        local.extra_delay_s["small-chat"] = 0.25
+        local.extra_delay_s["small-chat"] = 1.0
         config = write_config(workdir, local.url, hosted.url)
         rc = murakkab(["profile", "--config", str(config), "--quick", "--items", "4", "--concurrency", "1",
-                       "--intents", *INTENTS])
+                       "--evals", *(f"core.{i}" for i in INTENTS)])
         if rc != 0:
             raise SystemExit(rc)
         with Runtime.from_config(config) as runtime:
