@@ -123,6 +123,9 @@ def test_answers_map_to_tool_calls_content_or_the_raw_text():
     assert ct.response(_resp('{"content": "It is cold."}'))["choices"][0]["message"]["content"] == "It is cold."
     cut = ct.response(_resp('{"name": "get_wea', reason="length"))["choices"][0]
     assert cut["message"]["content"] == '{"name": "get_wea' and cut["finish_reason"] == "length"
+    cut = ct.response(_resp('{"content": "It is \\"cold\\" in Os', reason="length"))["choices"][0]
+    assert cut["message"]["content"] == 'It is "cold" in Os' and cut["finish_reason"] == "length"
+    assert parse_output('{"content": "a\\') == ("a", None)  # a half escape is dropped
     assert parse_output("[1, 2]") == ("[1, 2]", None)
 
 

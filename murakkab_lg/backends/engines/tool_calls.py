@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -239,6 +240,19 @@ def _answer_schema(rf: Any) -> dict[str, Any] | None:
     return schema
 
 
+_ANSWER_START = re.compile(r'\s*\{\s*"content"\s*:\s*"')
+
+
+def _partial_string(rest: str) -> str:
+    """The text of a JSON string cut off before its closing quote (escapes decoded)."""
+    for end in (len(rest), len(rest) - 1, len(rest) - 2, len(rest) - 5):  # drop a half escape
+        try:
+            return json.loads('"' + rest[:max(end, 0)] + '"')
+        except ValueError:
+            continue
+    return rest
+
+
 def parse_output(text: str, names: frozenset[str] | None = None,
                  structured: bool = False) -> tuple[str | None, list[Body] | None]:
     """(content, tool_calls) from a constrained answer; text that is not one stays content.
@@ -248,8 +262,9 @@ def parse_output(text: str, names: frozenset[str] | None = None,
     """
     try:
         value = json.loads(text)
-    except ValueError:
-        return text, None  # cut short (max_tokens): keep what came, the finish_reason says why
+    except ValueError:  # cut short (max_tokens): keep what came, the finish_reason says why
+        cut = None if structured else _ANSWER_START.match(text)
+        return (_partial_string(text[cut.end():]) if cut else text), None
     if (isinstance(value, dict) and set(value) == {"name", "arguments"} and isinstance(value["name"], str)
             and (names is None or value["name"] in names)):
         call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
