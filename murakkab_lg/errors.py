@@ -5,13 +5,15 @@ without opening the source.
 
     MurakkabError
     ├── ConfigError              bad annotation, unknown intent, malformed config file
-    │   └── UnknownIntentError
+    │   ├── UnknownIntentError
+    │   └── RequestLimitError    a request asks for more than the runtime's caps (max_tokens, n)
     ├── PlanInfeasibleError      no assignment meets a node's constraint or the workflow SLO
     ├── ModelError               a model file is missing, partial or corrupt
     ├── EngineError              an engine binary is missing, will not start or died
     │   ├── EngineNotFoundError
     │   ├── EngineStartError
     │   ├── EngineUnavailableError   no healthy replica can serve a request right now
+    │   │   └── OverloadedError      every deployment that may serve it is at its admission limit
     │   └── EngineRequestError       the engine refused this request (4xx: bad input, too long)
     ├── RoutingError             a call names a node, intent or deployment the runtime does not know
     └── TelemetryUnavailableError  GPU telemetry (NVML) cannot be read: no package, driver or GPU
@@ -28,7 +30,9 @@ __all__ = (
     "EngineUnavailableError",
     "ModelError",
     "MurakkabError",
+    "OverloadedError",
     "PlanInfeasibleError",
+    "RequestLimitError",
     "RoutingError",
     "TelemetryUnavailableError",
     "UnknownIntentError",
@@ -45,6 +49,14 @@ class ConfigError(MurakkabError, ValueError):
 
 class UnknownIntentError(ConfigError):
     """An intent name is not registered."""
+
+
+class RequestLimitError(ConfigError):
+    """A request asks for more than the configured caps allow; `param` names the field."""
+
+    def __init__(self, message: str, *, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class PlanInfeasibleError(MurakkabError):
@@ -94,6 +106,15 @@ class EngineUnavailableError(EngineError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class OverloadedError(EngineUnavailableError):
+    """Every deployment that may serve the call has its in-flight limit reached and its wait
+    queue full (or the bounded wait ran out); `retry_after_s` says when to try again."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, status_code=429)
+        self.retry_after_s = retry_after_s
 
 
 class EngineRequestError(EngineError):

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     cfg = load_config(args.config)
-    keys = cfg.resolved_api_keys(args.api_key)
+    keys = cfg.resolved_api_keys(args.api_key)  # same minimum length for every source
     if not _loopback(args.host) and not keys:
         console.print(f"[yellow]warning:[/] serving on {args.host} without API keys: anyone who can reach this "
                       f"port can use the engines. Pass --api-key or set ${cfg.api_keys_env}.")

@@ -25,6 +25,11 @@ silently falls back to a default). The server's file is the same schema plus its
     objective: cost                    # energy | latency | cost
     default: nano                      # deployment for calls with no intent, node or deployment
     warm: [nano]                       # deployments started before the first request
+    deployment_max_inflight: 64        # per replica of each deployment: calls at its engine at once ...
+    deployment_max_queue: 1024         # ... and waiting for one (past both, or after the wait:
+    deployment_max_wait_s: 60          #     a fallback, else OverloadedError / HTTP 429)
+    max_tokens_cap: 16384              # a call asking for more max_tokens is refused (null: no cap)
+    n_cap: 8                           # a call asking for more choices is refused
     adaptive: {dwell_s: 30}            # spill under load and re-plan on drift (docs/adaptive.md); absent: fixed
     cluster:                           # optional: engines as Ray actors on a cluster (docs/cluster.md)
       ray: {address: auto, namespace: murakkab}
@@ -38,14 +43,15 @@ from __future__ import annotations
 import functools
 import importlib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from murakkab_lg.backends.ray.config import ClusterConfig
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError
+from murakkab_lg.runtime.admission import AdmissionLimits, RequestCaps
 from murakkab_lg.runtime.control import AdaptiveConfig
 from murakkab_lg.runtime.runtime import Runtime
 from murakkab_lg.spec import Deployment, Objective
@@ -75,6 +81,11 @@ class RuntimeConfig(BaseModel):
     warm: list[str] = []
     adaptive: AdaptiveConfig | None = None  # None: fixed plans (docs/adaptive.md)
     cluster: ClusterConfig = ClusterConfig()
+    deployment_max_inflight: Annotated[int, Field(ge=1)] = 64
+    deployment_max_queue: Annotated[int, Field(ge=0)] = 1024
+    deployment_max_wait_s: Annotated[float, Field(ge=0)] = 60.0
+    max_tokens_cap: Annotated[int, Field(ge=1)] | None = 16384
+    n_cap: Annotated[int, Field(ge=1)] = 8
 
     @model_validator(mode="after")
     def _consistent(self) -> RuntimeConfig:
@@ -141,8 +152,12 @@ def load_factory(cfg: RuntimeConfig) -> Any:
 
 def build_runtime(cfg: RuntimeConfig, **overrides: Any) -> Runtime:
     """The Runtime a config describes: its deployments, or the embedded ladder. Nothing starts yet."""
-    kwargs: dict[str, Any] = {"policy": cfg.policy, "objective": cfg.objective, "default": cfg.default,
-                              "adaptive": cfg.adaptive}
+    kwargs: dict[str, Any] = {
+        "policy": cfg.policy, "objective": cfg.objective, "default": cfg.default, "adaptive": cfg.adaptive,
+        "admission": AdmissionLimits(max_inflight=cfg.deployment_max_inflight, max_queue=cfg.deployment_max_queue,
+                                     max_wait_s=cfg.deployment_max_wait_s),
+        "caps": RequestCaps(max_tokens=cfg.max_tokens_cap, n=cfg.n_cap),
+    }
     factory = load_factory(cfg)
     if factory is not None:
         kwargs["engine_factory"] = factory

@@ -7,7 +7,6 @@ never sees LangGraph or HTTP clients of ours.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -17,14 +16,18 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from murakkab_lg.backends.engines import create_engine
 from murakkab_lg.catalog.profiles import ProfileStore
-from murakkab_lg.errors import ConfigError, EngineUnavailableError, RoutingError
+from murakkab_lg.errors import ConfigError, RoutingError
 from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
 from murakkab_lg.runtime import _cascade, control
 from murakkab_lg.runtime import controller as control_loop
+from murakkab_lg.runtime.admission import Admission, AdmissionLimits, RequestCaps
+from murakkab_lg.runtime.breaker import BreakerPolicy
 from murakkab_lg.runtime.control import AdaptiveConfig, NodeRoute, ReplanEvent
+from murakkab_lg.runtime.failover import Attempt, Failover, RetryPolicy, meets_floor
 from murakkab_lg.runtime.live import LiveState
-from murakkab_lg.runtime.replicas import EngineFactory, Replica, ReplicaPool
+from murakkab_lg.runtime.replicas import EngineFactory, ReplicaPool
 from murakkab_lg.runtime.status import RuntimeStatus, build_status
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
 from murakkab_lg.runtime.tool_routing import carries_tools, route_tool_call
@@ -40,7 +43,12 @@ log = logging.getLogger("murakkab_lg.runtime")
 
 
 class Runtime:
-    """Profile-guided planning plus deployment lifecycle plus routing, in one process."""
+    """Profile-guided planning plus deployment lifecycle plus routing, in one process.
+
+    Failures and bounds: `retry` (how hard one call tries, failover.py), `breaker` (when a
+    replica is skipped, breaker.py), `admission` (calls per deployment at once and waiting,
+    admission.py) and `caps` (the most `max_tokens` and `n` a call may ask for).
+    """
 
     def __init__(
         self,
@@ -54,6 +62,10 @@ class Runtime:
         start_timeout_s: float = 180.0,
         inventory: Inventory | None = None,
         adaptive: AdaptiveConfig | bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        admission: AdmissionLimits | None = None,
+        caps: RequestCaps | None = None,
     ) -> None:
         """`adaptive`: None/False routes every call to its planned deployment (a fixed plan);
         True or an `AdaptiveConfig` spills calls to alternatives under load and re-plans on
@@ -70,8 +82,12 @@ class Runtime:
         self.inventory = inventory  # None: GPUs as NVML reports them on this machine
         self.telemetry = Telemetry()
         self.plans: dict[str, Plan] = {}
-        self._pool = ReplicaPool(engine_factory, start_timeout_s) if engine_factory else ReplicaPool(
-            start_timeout_s=start_timeout_s)
+        self.retry = retry or RetryPolicy()
+        self.admission_limits = admission or AdmissionLimits()
+        self.caps = caps or RequestCaps()
+        self._pool = ReplicaPool(engine_factory or create_engine, start_timeout_s, breaker=breaker)
+        self._gates: dict[str, Admission] = {}
+        self._fallback_cache: dict[tuple[Intent, str], tuple[Deployment, ...]] = {}
         self._routes: dict[tuple[str, str], str] = {}
         self._intent_routes: OrderedDict[Intent, NodeRoute] = OrderedDict()
         self._lock = threading.Lock()
@@ -178,6 +194,7 @@ class Runtime:
                 else:
                     self._stages.pop(key, None)
             self.plans[plan.workflow] = plan
+            self._fallback_cache.clear()  # deployments may have been placed anew
         if start:
             for d in deployments:
                 self._pool.ensure(self.deployments[d.name])
@@ -275,37 +292,76 @@ class Runtime:
 
     # -- serving ------------------------------------------------------------------------------
     def _prepare(self, body: Body, dep: Deployment) -> Body:
+        self.caps.check(body)
         out = {k: v for k, v in body.items() if k not in _STRIP}
         out["model"] = dep.name
         return out
 
-    def _attempt(self, route: Route | None, dep: Deployment, attempt: int) -> _Attempt:
-        return _Attempt(self.telemetry, route, self._pool.pick(dep), attempt)
+    def admission(self, name: str) -> Admission:
+        """The admission gate of deployment `name` (created on first use)."""
+        gate = self._gates.get(name)
+        if gate is None:
+            with self._lock:
+                gate = self._gates.setdefault(name, Admission(name, self.admission_limits,
+                                                              self.deployments[name].replicas))
+        return gate
+
+    def fallbacks(self, route: Route | None, dep: Deployment) -> tuple[Deployment, ...]:
+        """`dep`, then every other deployment that meets the call's floor, best first.
+
+        A planned node's fallbacks are its plan's ranked `alternatives`; an unplanned call with an
+        intent gets the deployments whose measured quality meets its `min_quality`. A call that
+        names its deployment (cascade stages do), or has no intent (the default route), has no
+        floor to judge a substitute by, so it gets no fallback.
+        """
+        if route is None or route.deployment is not None:
+            return (dep,)
+        if route.node is not None:
+            plan = self.plans.get(route.workflow or "")
+            choice = next((c for c in plan.choices if c.node == route.node), None) if plan else None
+            if choice is not None:
+                names = [choice.deployment, *(a.deployment for a in choice.alternatives)]
+                return (dep, *(self.deployments[n] for n in dict.fromkeys(names) if n != dep.name
+                               and n in self.deployments))
+        intent = route.intent
+        if intent is None:
+            return (dep,)
+        key = (intent, dep.name)
+        got = self._fallback_cache.get(key)
+        if got is None:
+            names = [d.name for d in meets_floor(intent, self.candidates(), self.objective)]
+            got = (dep, *(self.deployments[n] for n in names if n != dep.name))
+            with self._lock:
+                if len(self._fallback_cache) >= _INTENT_ROUTES:  # distinct constraints must not grow it
+                    self._fallback_cache.clear()
+                self._fallback_cache[key] = got
+        return got
+
+    def _failover(self, route: Route | None, dep: Deployment) -> Failover:
+        return Failover(self.fallbacks(route, dep), self._pool, lambda d: self.admission(d.name), self.retry,
+                        what=_describe(route, dep))
 
     def complete(self, body: Body, route: Route | None = None) -> Body:
-        """One non-streaming chat completion, retried once on a dead engine (restarted first)."""
+        """One non-streaming chat completion; transient failures are retried and fall back (failover.py)."""
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
             return _cascade.complete(self.complete, body, route, stages)
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
-        for attempt in (0, 1):
-            call = self._attempt(route, dep, attempt)
+        tries = self._failover(route, dep)
+        while True:
+            call = _Attempt(self.telemetry, route, tries.begin())
             try:
-                resp = call.replica.engine.complete(req)
-            except EngineUnavailableError as e:
-                call.finish(error=e)
-                if attempt:
-                    raise
-                self._pool.restart(call.replica)
-                continue
+                resp = call.replica.engine.complete(call.request(req))
             except BaseException as e:
                 call.finish(error=e)
-                raise
+                tries.failed(call.try_, e)
+                tries.recover(call.try_)
+                continue
             call.finish(response=resp)
+            tries.succeeded(call.try_)
             return resp
-        raise AssertionError("unreachable")
 
     async def acomplete(self, body: Body, route: Route | None = None) -> Body:
         stages = self._cascade(route)
@@ -313,28 +369,23 @@ class Runtime:
             assert route is not None
             return await _cascade.acomplete(self.acomplete, body, route, stages)
         dep = self.resolve(route, body)
-        if not self._pool.is_running(dep.name):
-            await asyncio.to_thread(self._pool.ensure, dep)
         req = self._prepare(body, dep)
-        for attempt in (0, 1):
-            call = self._attempt(route, dep, attempt)
+        tries = self._failover(route, dep)
+        while True:
+            call = _Attempt(self.telemetry, route, await tries.abegin())
             try:
-                resp = await call.replica.engine.acomplete(req)
-            except EngineUnavailableError as e:
-                call.finish(error=e)
-                if attempt:
-                    raise
-                await asyncio.to_thread(self._pool.restart, call.replica)
-                continue
+                resp = await call.replica.engine.acomplete(call.request(req))
             except BaseException as e:
                 call.finish(error=e)
-                raise
+                tries.failed(call.try_, e)
+                await tries.arecover(call.try_)
+                continue
             call.finish(response=resp)
+            tries.succeeded(call.try_)
             return resp
-        raise AssertionError("unreachable")
 
     def stream(self, body: Body, route: Route | None = None) -> Iterator[Body]:
-        """Streamed chunks; a dead engine is retried only before the first chunk (nothing lost)."""
+        """Streamed chunks; a failed engine is retried only before the first chunk (nothing repeated)."""
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
@@ -343,22 +394,20 @@ class Runtime:
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
-        for attempt in (0, 1):
-            call = self._attempt(route, dep, attempt)
+        tries = self._failover(route, dep)
+        while True:
+            call = _Attempt(self.telemetry, route, tries.begin())
             try:
-                for chunk in call.replica.engine.stream(req):
+                for chunk in call.replica.engine.stream(call.request(req)):
                     call.saw(chunk)
                     yield chunk
-            except EngineUnavailableError as e:
-                call.finish(error=e)
-                if attempt or call.sent:
-                    raise
-                self._pool.restart(call.replica)
-                continue
             except BaseException as e:  # includes GeneratorExit: a consumer that stopped early
                 call.finish(error=e)
-                raise
+                tries.failed(call.try_, e)
+                tries.recover(call.try_)
+                continue
             call.finish()
+            tries.succeeded(call.try_)
             return
 
     async def astream(self, body: Body, route: Route | None = None) -> AsyncIterator[Body]:
@@ -369,26 +418,22 @@ class Runtime:
                 yield chunk
             return
         dep = self.resolve(route, body)
-        if not self._pool.is_running(dep.name):
-            await asyncio.to_thread(self._pool.ensure, dep)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
-        for attempt in (0, 1):
-            call = self._attempt(route, dep, attempt)
+        tries = self._failover(route, dep)
+        while True:
+            call = _Attempt(self.telemetry, route, await tries.abegin())
             try:
-                async for chunk in call.replica.engine.astream(req):
+                async for chunk in call.replica.engine.astream(call.request(req)):
                     call.saw(chunk)
                     yield chunk
-            except EngineUnavailableError as e:
-                call.finish(error=e)
-                if attempt or call.sent:
-                    raise
-                await asyncio.to_thread(self._pool.restart, call.replica)
-                continue
             except BaseException as e:
                 call.finish(error=e)
-                raise
+                tries.failed(call.try_, e)
+                await tries.arecover(call.try_)
+                continue
             call.finish()
+            tries.succeeded(call.try_)
             return
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -479,6 +524,17 @@ class Runtime:
         self.close()
 
 
+def _describe(route: Route | None, dep: Deployment) -> str:
+    """Who the call was for, in the words of the error that ends its tries."""
+    if route is None or (route.intent is None and route.node is None):
+        return f"call to {dep.name!r}"
+    who = f"node {route.node!r}" if route.node else "call"
+    if route.intent is None:
+        return who
+    floor = route.intent.constraints.min_quality
+    return f"{who} ({route.intent.intent}" + (f", min_quality {floor:.2f})" if floor is not None else ")")
+
+
 class _Attempt:
     """One try of one call on one replica: its in-flight slot, its CPU share, its telemetry row.
 
@@ -486,25 +542,30 @@ class _Attempt:
     written once and every try, failed ones included, leaves exactly one record.
     """
 
-    __slots__ = ("attempt", "concurrency", "replica", "route", "sent", "stage", "t0", "telemetry", "token", "ttft",
-                 "usage", "wall0")
+    __slots__ = ("concurrency", "replica", "route", "stage", "t0", "telemetry", "token", "try_", "ttft", "usage",
+                 "wall0")
 
-    def __init__(self, telemetry: Telemetry, route: Route | None, replica: Replica, attempt: int) -> None:
-        self.telemetry, self.route, self.replica, self.attempt = telemetry, route, replica, attempt
+    def __init__(self, telemetry: Telemetry, route: Route | None, try_: Attempt) -> None:
+        self.telemetry, self.route, self.try_ = telemetry, route, try_
+        self.replica = replica = try_.replica
         self.t0, self.wall0 = time.perf_counter(), time.time()
         self.token = replica.meter.begin()
         replica.inflight += 1
         self.concurrency = replica.inflight
         self.ttft: float | None = None
         self.usage: Body | None = None
-        self.sent = False
         self.stage = _cascade.STAGE.get()
+
+    def request(self, req: Body) -> Body:
+        """The body for this try's deployment (a fallback has another model name)."""
+        name = self.try_.deployment.name
+        return req if req.get("model") == name else {**req, "model": name}
 
     def saw(self, chunk: Body) -> None:
         if self.ttft is None and chunk.get("choices"):
             self.ttft = time.perf_counter() - self.t0
         self.usage = chunk.get("usage") or self.usage
-        self.sent = True
+        self.try_.sent = True
         if self.stage is not None:
             for c in chunk.get("choices") or ():
                 text = (c.get("delta") or {}).get("content")
@@ -532,7 +593,8 @@ class _Attempt:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
             ok=error is None, error=None if error is None else (str(error) or type(error).__name__),
-            retries=self.attempt, stage=stage.index if stage else 0, concurrency=self.concurrency,
+            retries=self.try_.index, fallback_from=self.try_.fallback_from, stage=stage.index if stage else 0,
+            concurrency=self.concurrency,
             check=None if verdict is None else ("pass" if verdict else "fail"),
             escalated=verdict is False and not stage.last if stage else False,
             cost_usd=rep.engine.cost_usd(int(usage.get("prompt_tokens") or 0),

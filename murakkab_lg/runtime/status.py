@@ -29,7 +29,10 @@ class ReplicaStatus(_Model):
     index: int
     inflight: int
     queued: int  # calls past the replica's engine slots: waiting inside the engine
-    failures: int
+    failures: int  # consecutive failed calls (the circuit breaker's count)
+    breaker: str = "closed"  # closed | open | half_open (runtime/breaker.py)
+    restarts: int = 0  # restarts attempted; a failing one is cooled down, not retried per call
+    draining: bool = False
 
 
 class DeploymentStatus(_Model):
@@ -71,7 +74,8 @@ def build_status(rt: Runtime) -> RuntimeStatus:
     for name, d in rt.deployments.items():
         slots = control.slots_of(d)
         per = slots // d.replicas if slots is not None else None
-        reps = tuple(ReplicaStatus(index=i, inflight=r.inflight, failures=r.failures,
+        reps = tuple(ReplicaStatus(index=i, inflight=r.inflight, failures=r.breaker.failures,
+                                   breaker=r.breaker.state.value, restarts=r.restarts_done, draining=r.draining,
                                    queued=max(0, r.inflight - per) if per is not None else 0)
                      for i, r in enumerate(rt._pool.replicas(name)))
         deps[name] = DeploymentStatus(

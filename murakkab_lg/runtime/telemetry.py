@@ -36,7 +36,8 @@ class CallRecord(BaseModel):
     energy_label: Literal["estimated", "measured"] | None
     ok: bool = True
     error: str | None = None
-    retries: int = 0
+    retries: int = 0  # tries of the same call before this one
+    fallback_from: str | None = None  # the planned deployment, when this try went to another
     # Cascades: which stage served this record (0: the first), whether the node's check ran on its
     # answer ("pass"/"fail", None: no check), and whether the call went on to the next stage.
     stage: int = 0
@@ -135,8 +136,10 @@ class NodeSummary(BaseModel):
     node: str
     intent: str | None = None
     deployments: tuple[str, ...]
-    calls: int
-    errors: int
+    calls: int  # tries, failed ones included
+    errors: int  # failed tries
+    retries: int = 0  # tries that repeated a failed one
+    fallbacks: int = 0  # calls served by a deployment other than the planned one
     p50_s: float
     p95_s: float
     prompt_tokens: int
@@ -175,7 +178,8 @@ def summarize(records: Iterable[CallRecord]) -> list[NodeSummary]:
         costs = [r.cost_usd for r in rs if r.cost_usd is not None]
         out.append(NodeSummary(
             node=node, intent=rs[0].intent, deployments=tuple(dict.fromkeys(r.deployment for r in rs)), calls=len(rs),
-            errors=sum(not r.ok for r in rs), p50_s=_pct(lat, 50), p95_s=_pct(lat, 95),
+            errors=sum(not r.ok for r in rs), retries=sum(r.retries > 0 for r in rs),
+            fallbacks=sum(r.ok and r.fallback_from is not None for r in rs), p50_s=_pct(lat, 50), p95_s=_pct(lat, 95),
             prompt_tokens=sum(r.prompt_tokens for r in rs),
             completion_tokens=sum(r.completion_tokens for r in rs),
             energy_j=sum(r.energy_j or 0.0 for r in rs) if known else None,

@@ -34,19 +34,25 @@ __all__ = ("Guard", "create_app")
 
 
 class Guard:
-    """Bearer-key check for `/v1/*` (constant time), a 413 for a declared oversized body, and the
-    direct dispatch of `POST /v1/chat/completions` to its handler (see routes.py).
+    """Bearer-key check (constant time), a 413 for a declared oversized body, and the direct
+    dispatch of `POST /v1/chat/completions` to its handler (see routes.py).
 
-    `/health`, `/metrics` and the OpenAPI document stay open so probes and scrapers need no key;
-    bind to 127.0.0.1 (the default) or put them behind your network policy.
+    With keys configured, `/v1/*` always needs one; `/metrics` and the docs (`/docs`, `/redoc`,
+    `/openapi.json`) need one when the config says so (`auth_metrics`, `auth_docs`; both off by
+    default so probes and scrapers on a private network need no key). `/health` is always open.
     """
 
     def __init__(self, app: ASGIApp, *, api_keys: Sequence[str], body_limit: int,
-                 chat: ChatHandler | None = None) -> None:
+                 chat: ChatHandler | None = None, protect: Sequence[str] = ()) -> None:
         self.app = app
         self.keys = tuple(k.encode() for k in api_keys)
         self.limit = body_limit
         self.chat = chat
+        self.exact = frozenset(p for p in protect if not p.endswith("/"))
+        self.prefixes = ("/v1/", *(p for p in protect if p.endswith("/")))
+
+    def _protected(self, path: str) -> bool:
+        return path.startswith(self.prefixes) or path in self.exact
 
     def _authorised(self, value: bytes | None) -> bool:
         if value is None or value[:7].lower() != b"bearer ":
@@ -67,7 +73,7 @@ class Guard:
                 auth = value
             elif name == b"content-length":
                 length = value
-        if self.keys and scope["path"].startswith("/v1/") and not self._authorised(auth):
+        if self.keys and self._protected(scope["path"]) and not self._authorised(auth):
             err = ApiError(401, "missing or invalid API key. To fix: send `Authorization: Bearer <key>` with a "
                            "key the server was started with (--api-key or $MURAKKAB_API_KEYS).",
                            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
@@ -144,7 +150,9 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
     app.state.metrics = metrics
     router, chat = build_router(service)
     app.include_router(router)
-    app.add_middleware(Guard, api_keys=keys, body_limit=config.body_limit_bytes, chat=chat)
+    protect = [*(["/metrics"] if config.auth_metrics else []),
+               *(["/docs", "/docs/", "/redoc", "/openapi.json"] if config.auth_docs else [])]
+    app.add_middleware(Guard, api_keys=keys, body_limit=config.body_limit_bytes, chat=chat, protect=protect)
     app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
 
     async def on_http(_: Request, exc: Exception) -> Response:

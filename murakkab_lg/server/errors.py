@@ -6,6 +6,8 @@ envelope's message, so each `murakkab_lg.errors` class maps to exactly one statu
 message keeps the library's "cause and fix" text. Nothing here ever puts a traceback in a body.
 
     RoutingError, UnknownIntentError      404 model_not_found (lists the valid names)
+    RequestLimitError (max_tokens, n caps)  400 request_limit (`param` names the field)
+    OverloadedError (runtime admission)    429 server_overloaded with Retry-After
     ConfigError raised for the request     400 invalid_request_error
     EngineRequestError (engine said 4xx)   the engine's status and message
     PlanInfeasibleError                    503 no deployment meets the constraints
@@ -16,6 +18,7 @@ message keeps the library's "cause and fix" text. Nothing here ever puts a trace
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -30,7 +33,9 @@ from murakkab_lg.errors import (
     EngineError,
     EngineRequestError,
     MurakkabError,
+    OverloadedError,
     PlanInfeasibleError,
+    RequestLimitError,
     RoutingError,
     UnknownIntentError,
 )
@@ -97,6 +102,12 @@ def api_error_from(exc: BaseException, *, valid_models: Any = ()) -> ApiError:
         names = ", ".join(valid_models)
         return ApiError(404, f"{exc} Valid models: {names}." if names else str(exc),
                         type="invalid_request_error", code="model_not_found", param="model")
+    if isinstance(exc, RequestLimitError):
+        return ApiError(400, str(exc), code="request_limit", param=exc.param)
+    if isinstance(exc, OverloadedError):
+        retry = str(max(1, math.ceil(exc.retry_after_s)))
+        return ApiError(429, str(exc), type="rate_limit_error", code="server_overloaded",
+                        headers={"Retry-After": retry})
     if isinstance(exc, EngineRequestError):
         return _engine_request_error(exc)
     if isinstance(exc, PlanInfeasibleError):

@@ -11,30 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
+from server_support import children_of, write_setup
 
 from murakkab_lg.backends.engines.llamacpp import free_port
-from murakkab_lg.catalog.profiles import ProfileFile, write_profile_file
 from murakkab_lg.errors import ConfigError
 from murakkab_lg.server import ServeConfig, build_runtime, load_config
-from murakkab_lg.testing.instant_engine import instant_deployments, synthetic_profiles
-
-
-def write_setup(tmp_path: Path, **overrides: object) -> Path:
-    """A config serving two instant-engine deployments (spawned by the runtime) with synthetic profiles."""
-    deps = instant_deployments(["fast", "smart"])
-    store = synthetic_profiles(deps, {"fast": {"classify": 0.6}, "smart": {"classify": 0.9}})
-    write_profile_file(tmp_path / "profiles.json", ProfileFile(produced_by="test (synthetic)", profiles=tuple(store)))
-    cfg = {
-        "deployments": [d.model_dump(mode="json") for d in deps],
-        "profiles": ["profiles.json"],  # relative to the config file
-        "engine_factory": "murakkab_lg.testing.instant_engine:engine_factory",
-        "policy": "greedy", "objective": "energy", "default": "fast", "warm": ["fast"],
-        **overrides,
-    }
-    path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def test_valid_yaml_and_json_configs_build_a_runtime(tmp_path: Path) -> None:
@@ -124,18 +105,6 @@ def test_murakkab_serve_subprocess_serves_metrics_and_stops_its_engines(tmp_path
     assert "auth on" in out and "2 deployments" in out
     time.sleep(0.2)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "an engine outlived murakkab serve"
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def test_server_bounds_runtime_telemetry_and_marks_stay_exact(instant_url: str) -> None:

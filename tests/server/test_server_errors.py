@@ -71,15 +71,26 @@ def test_unknown_path_and_method_are_enveloped(http: httpx.Client) -> None:
 def test_engine_errors_map_to_4xx_passthrough_and_503(http: httpx.Client) -> None:
     err = assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=422")), 422)
     assert "scripted status 422" in err["message"]
-    assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=503")), 503, "engine_unavailable")
     # Streams fail before the status line is sent, so they get the same statuses (not an SSE body).
     assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=422", stream=True)), 422)
-    assert_envelope(http.post(CHAT, json=body(model="fast", text="@instant status=503", stream=True)), 503)
     assert_envelope(http.post(CHAT, json=body(model="gpt-4o", stream=True)), 404, "model_not_found")
     # A constraint no deployment meets: 503 naming the best available quality.
     err = assert_envelope(http.post(CHAT, json=body(murakkab={"intent": "classify", "min_quality": 0.99})), 503,
                           "plan_infeasible")
     assert "0.90" in err["message"]
+
+
+def test_engine_503_is_retried_then_503_and_the_open_breaker_is_named(instant_url: str) -> None:
+    rt = make_runtime(instant_url)  # its own runtime: the breaker it opens must not leak into other tests
+    with serve(create_app(rt, ServeConfig(), api_keys=())) as url:
+        r = httpx.post(url + CHAT, json=body(model="fast", text="@instant status=503"), timeout=30)
+        err = assert_envelope(r, 503, "engine_unavailable")
+        assert "scripted status 503" in err["message"] and r.headers["retry-after"] == "1"
+        # Three 503s in a row opened the replica's breaker: the next call fails fast and says so.
+        r = httpx.post(url + CHAT, json=body(model="fast", text="@instant status=503", stream=True), timeout=30)
+        err = assert_envelope(r, 503, "engine_unavailable")
+        assert "fast: replica 0: breaker open" in err["message"]
+    rt.close()
 
 
 def test_unreachable_engine_is_503_not_500(instant_url: str) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-__all__ = ("ChildProcess", "cpu_seconds_of")
+__all__ = ("ChildProcess", "cpu_seconds_of", "start_time_of")
 
 _PR_SET_PDEATHSIG = 1
 _live: weakref.WeakSet[ChildProcess] = weakref.WeakSet()
@@ -128,6 +128,22 @@ def cpu_seconds_of(pid: int) -> float | None:
     fields = raw[raw.rindex(b")") + 2 :].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def start_time_of(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (/proc/PID/stat field 22); None if it is gone.
+
+    A PID is reused once its process is reaped, so a PID remembered earlier names the same process
+    only while this value is unchanged: compare it before signalling a remembered PID.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    try:
+        return int(raw[raw.rindex(b")") + 2 :].split()[19])
+    except (ValueError, IndexError):
+        return None
 
 
 @atexit.register

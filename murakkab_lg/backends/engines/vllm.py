@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from pathlib import Path
 
-from murakkab_lg.backends.engines._process import ChildProcess, cpu_seconds_of
+from murakkab_lg.backends.engines._process import ChildProcess, cpu_seconds_of, start_time_of
 from murakkab_lg.backends.engines.base import Body
 from murakkab_lg.backends.engines.llamacpp import free_port
 from murakkab_lg.backends.engines.process_engine import ProcessEngine
@@ -216,7 +216,9 @@ class VllmEngine(ProcessEngine):
         self._inflight = 0
         self._cond = threading.Condition()
         self._draining = False
-        self._workers: set[int] = set()  # descendants seen so far; they outlive a killed parent
+        # Descendants seen so far (they outlive a killed parent), with their start times: a PID is
+        # signalled later only if it still names the same process (PIDs are reused).
+        self._workers: dict[int, int | None] = {}
 
     @property
     def gpus(self) -> tuple[int, ...]:
@@ -248,7 +250,7 @@ class VllmEngine(ProcessEngine):
         assert self.process is not None
         process = self.process
         if self._await_health(timeout_s, interval_s=0.5,
-                              each_poll=lambda: self._workers.update(_children(process.pid))):
+                              each_poll=lambda: self._remember(process.pid)):
             return
         if not process.alive():
             code = process.returncode()
@@ -290,6 +292,11 @@ class VllmEngine(ProcessEngine):
     def inflight(self) -> int:
         return self._inflight
 
+    @property
+    def draining(self) -> bool:
+        """True once `drain` began: the runtime's ReplicaPool.pick sends this replica nothing new."""
+        return self._draining
+
     def complete(self, body: Body) -> Body:
         self._enter()
         try:
@@ -328,11 +335,18 @@ class VllmEngine(ProcessEngine):
     def _sweep(self) -> None:
         """Kill whatever is left of vLLM's process tree (workers whose parent is gone)."""
         if self.process is not None and self.process.alive():
-            self._workers.update(_children(self.process.pid))
-        for pid in self._workers:
+            self._remember(self.process.pid)
+        for pid, started in self._workers.items():
+            if started is None or start_time_of(pid) != started:
+                continue  # gone, or the PID now belongs to another process: never signal it
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         self._workers.clear()
+
+    def _remember(self, pid: int) -> None:
+        for child in _children(pid):
+            if child not in self._workers:
+                self._workers[child] = start_time_of(child)
 
     def stop(self, drain_timeout_s: float = 30.0) -> None:
         """Drain (wait for in-flight requests), SIGTERM vLLM, then kill any worker left over."""
@@ -341,6 +355,6 @@ class VllmEngine(ProcessEngine):
         self._close_clients()
         if self.process is not None:
             if self.process.alive():
-                self._workers.update(_children(self.process.pid))
+                self._remember(self.process.pid)
             self.process.stop(timeout_s=30.0)
             self._sweep()

@@ -97,13 +97,19 @@ class RunReport(BaseModel):
         return "\n".join(lines)
 
     def columns(self) -> tuple[tuple[str, str], ...]:
-        """(header, alignment) per column; `escalated` only when a node ran a cascade."""
+        """(header, alignment) per column; `escalated` only when a node ran a cascade, and
+        `retries/fallbacks` only when a failed try was retried or a call served elsewhere."""
         cascaded = any(n.escalation_rate is not None for n in self.nodes)
-        return _COLUMNS + ((("escalated", "right"),) if cascaded else ())
+        return _COLUMNS + ((("escalated", "right"),) if cascaded else ()) \
+            + ((("retries/fallbacks", "right"),) if self._failed_over() else ())
+
+    def _failed_over(self) -> bool:
+        return any(n.retries or n.fallbacks for n in self.nodes)
 
     def rows(self) -> list[tuple[str, ...]]:
         """One row of display strings per node, in the order of `columns()`."""
-        cascaded = len(self.columns()) > len(_COLUMNS)
+        cascaded = any(n.escalation_rate is not None for n in self.nodes)
+        failed_over = self._failed_over()
         out = []
         for n in self.nodes:
             energy = "n/a" if n.energy_j is None else f"{n.energy_j:.2f} {n.energy_label}"
@@ -112,6 +118,8 @@ class RunReport(BaseModel):
                    f"{n.p50_s:.3f}", f"{n.p95_s:.3f}", f"{n.prompt_tokens}/{n.completion_tokens}", energy, cost)
             if cascaded:
                 row += ("-" if n.escalation_rate is None else f"{n.escalation_rate:.0%}",)
+            if failed_over:
+                row += (f"{n.retries}/{n.fallbacks}",)
             out.append(row)
         return out
 
