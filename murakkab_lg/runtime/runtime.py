@@ -30,7 +30,7 @@ from murakkab_lg.runtime.live import LiveState
 from murakkab_lg.runtime.replicas import EngineFactory, ReplicaPool
 from murakkab_lg.runtime.status import RuntimeStatus, build_status
 from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
-from murakkab_lg.runtime.tool_routing import carries_tools, route_tool_call
+from murakkab_lg.runtime.tool_routing import TOOL_USE, carries_tools, route_tool_call
 from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Plan, VllmSettings, Workflow, WorkflowNode
 from murakkab_lg.wire import Route
 
@@ -337,9 +337,23 @@ class Runtime:
                 self._fallback_cache[key] = got
         return got
 
-    def _failover(self, route: Route | None, dep: Deployment) -> Failover:
-        return Failover(self.fallbacks(route, dep), self._pool, lambda d: self.admission(d.name), self.retry,
-                        what=_describe(route, dep))
+    def _failover(self, route: Route | None, dep: Deployment, body: Body) -> Failover:
+        deps = self.fallbacks(route, dep)
+        if len(deps) > 1 and carries_tools(body):
+            deps = self._tool_capable(deps, route)
+        return Failover(deps, self._pool, lambda d: self.admission(d.name), self.retry, what=_describe(route, dep))
+
+    def _tool_capable(self, deps: tuple[Deployment, ...], route: Route | None) -> tuple[Deployment, ...]:
+        """A call with tools falls back only where `tool-use` also meets its floor (tool_routing.py)."""
+        floor = route.intent.constraints.min_quality if route is not None and route.intent is not None else None
+        if floor is None:
+            return deps
+
+        def ok(d: Deployment) -> bool:
+            q = p.quality.get(TOOL_USE) if (p := self.profiles.get(d.name)) is not None else None
+            return q is not None and q.score >= floor
+
+        return (deps[0], *(d for d in deps[1:] if ok(d)))
 
     def complete(self, body: Body, route: Route | None = None) -> Body:
         """One non-streaming chat completion; transient failures are retried and fall back (failover.py)."""
@@ -349,7 +363,7 @@ class Runtime:
             return _cascade.complete(self.complete, body, route, stages)
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
-        tries = self._failover(route, dep)
+        tries = self._failover(route, dep, body)
         while True:
             call = _Attempt(self.telemetry, route, tries.begin())
             try:
@@ -370,7 +384,7 @@ class Runtime:
             return await _cascade.acomplete(self.acomplete, body, route, stages)
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
-        tries = self._failover(route, dep)
+        tries = self._failover(route, dep, body)
         while True:
             call = _Attempt(self.telemetry, route, await tries.abegin())
             try:
@@ -394,7 +408,7 @@ class Runtime:
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
-        tries = self._failover(route, dep)
+        tries = self._failover(route, dep, body)
         while True:
             call = _Attempt(self.telemetry, route, tries.begin())
             try:
@@ -420,7 +434,7 @@ class Runtime:
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
-        tries = self._failover(route, dep)
+        tries = self._failover(route, dep, body)
         while True:
             call = _Attempt(self.telemetry, route, await tries.abegin())
             try:
