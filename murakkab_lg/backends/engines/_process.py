@@ -2,7 +2,8 @@
 
 Three exits must leave no orphan: a normal exit (atexit stops every live engine), Ctrl-C (the
 KeyboardInterrupt unwinds to atexit), and a crash or SIGKILL of the parent. For the last, Linux's
-PR_SET_PDEATHSIG asks the kernel to SIGTERM the child when its parent dies. The kernel ties that
+PR_SET_PDEATHSIG asks the kernel to signal the child when its parent dies (SIGTERM by default; an
+engine whose graceful shutdown can hang asks for SIGKILL, since no one is left to escalate). The kernel ties that
 signal to the *thread* that forked the child, so every engine is forked from one spawner thread
 that lives as long as the process; otherwise an engine started from a short-lived worker thread
 (LangGraph runs sync nodes in a pool) would be killed when that thread exits.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import os
 import queue
 import signal
@@ -30,10 +32,10 @@ _PR_SET_PDEATHSIG = 1
 _live: weakref.WeakSet[ChildProcess] = weakref.WeakSet()
 
 
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+def _set_pdeathsig(sig: signal.Signals) -> None:  # runs in the child between fork and exec
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
     except OSError:
         pass
 
@@ -72,12 +74,13 @@ _spawner = _Spawner()
 class ChildProcess:
     """A child process with its output in a log file, stopped TERM-then-KILL."""
 
-    def __init__(self, argv: list[str], *, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], *, log_path: Path, env: dict[str, str] | None = None,
+                 death_signal: signal.Signals = signal.SIGTERM) -> None:
         self.argv = argv
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("wb")
-        preexec = _set_pdeathsig if sys.platform.startswith("linux") else None
+        preexec = functools.partial(_set_pdeathsig, death_signal) if sys.platform.startswith("linux") else None
 
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(

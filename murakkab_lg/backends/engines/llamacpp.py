@@ -22,6 +22,7 @@ import importlib.util
 import os
 import secrets
 import shutil
+import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -125,7 +126,9 @@ class LlamaCppEngine(ProcessEngine):
         env = dict(os.environ, LLAMA_API_KEY=self.api_key)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(binary.parent), env.get("LD_LIBRARY_PATH")]))
         log_path = cache_dir() / "logs" / f"{self.name}-{self.port}.log"
-        self.process = ChildProcess(argv, log_path=log_path, env=env)
+        # SIGKILL on our death: llama-server's graceful SIGTERM shutdown was seen to hang in "cleaning up
+        # before exit" (an orphan outlived a SIGKILLed parent), and it keeps no state worth a clean exit.
+        self.process = ChildProcess(argv, log_path=log_path, env=env, death_signal=signal.SIGKILL)
         self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:
