@@ -19,9 +19,8 @@ from murakkab_lg.spec import LlamaCppSettings
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
-def _gone(pid: int, within_s: float = 30.0) -> bool:
-    """True once `pid` no longer exists (or is a zombie). 30 s: the crash case once failed at 10 s on a
-    loaded 2-core machine (llama-server stops gracefully on SIGTERM); the cause was not pinned down."""
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    """True once `pid` no longer exists (or is a reaped zombie of someone else)."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
