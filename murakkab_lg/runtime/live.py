@@ -32,11 +32,13 @@ from murakkab_lg.runtime.telemetry import CallRecord
 __all__ = ("DeploymentStats", "LiveState", "NodeStats", "Snapshot", "WorkflowStats")
 
 
-class _Model(BaseModel):
+class Frozen(BaseModel):
+    """Base of the live-state and status values: immutable snapshots."""
+
     model_config = ConfigDict(frozen=True)
 
 
-class DeploymentStats(_Model):
+class DeploymentStats(Frozen):
     """One deployment over the window. Latencies in seconds, of successful calls; None: no sample."""
 
     deployment: str
@@ -51,7 +53,7 @@ class DeploymentStats(_Model):
     service_s: float | None  # the router's current estimate (EWMA), None when stale
 
 
-class NodeStats(_Model):
+class NodeStats(Frozen):
     """One workflow node over the window: what its calls looked like, against its annotation."""
 
     workflow: str
@@ -65,13 +67,13 @@ class NodeStats(_Model):
     deployments: dict[str, int]  # who served the window's calls
 
 
-class WorkflowStats(_Model):
+class WorkflowStats(Frozen):
     workflow: str
     runs: int  # runs started within the window (reported by wrap())
     arrival_rate_per_s: float | None  # runs per second; None: no run reported
 
 
-class Snapshot(_Model):
+class Snapshot(Frozen):
     """Everything `LiveState` knows at one instant (`at`, wall clock)."""
 
     at: float

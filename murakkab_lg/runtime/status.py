@@ -9,11 +9,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
 from murakkab_lg.runtime import control
 from murakkab_lg.runtime.control import AdaptiveConfig, ReplanEvent
-from murakkab_lg.runtime.live import DeploymentStats, NodeStats, WorkflowStats
+from murakkab_lg.runtime.live import DeploymentStats, Frozen, NodeStats, WorkflowStats
 
 if TYPE_CHECKING:
     from murakkab_lg.runtime.runtime import Runtime
@@ -21,11 +19,7 @@ if TYPE_CHECKING:
 __all__ = ("DeploymentStatus", "ReplicaStatus", "RuntimeStatus", "WorkflowStatus", "build_status")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class ReplicaStatus(_Model):
+class ReplicaStatus(Frozen):
     index: int
     inflight: int
     queued: int  # calls past the replica's engine slots: waiting inside the engine
@@ -35,7 +29,7 @@ class ReplicaStatus(_Model):
     draining: bool = False
 
 
-class DeploymentStatus(_Model):
+class DeploymentStatus(Frozen):
     deployment: str
     model: str
     engine: str
@@ -47,7 +41,7 @@ class DeploymentStatus(_Model):
     window: DeploymentStats | None  # None: no call in the window
 
 
-class WorkflowStatus(_Model):
+class WorkflowStatus(Frozen):
     workflow: str
     policy: str
     routes: dict[str, str]  # node -> planned deployment
@@ -57,7 +51,7 @@ class WorkflowStatus(_Model):
     replans: int
 
 
-class RuntimeStatus(_Model):
+class RuntimeStatus(Frozen):
     at: float  # wall clock
     window_s: float
     adaptive: AdaptiveConfig | None  # None: fixed plans

@@ -40,6 +40,12 @@ def _load(rt: Runtime, route: Route, stop: threading.Event, served: list, errors
     return ts
 
 
+def _stop(stop: threading.Event, threads: list) -> None:
+    stop.set()
+    for t in threads:
+        t.join()
+
+
 def _share(served: list, since: float, until: float, name: str) -> float:
     window = [m for t, m in served if since <= t < until]
     return Counter(window)[name] / max(1, len(window))
@@ -79,9 +85,7 @@ def test_slow_engine_spills_within_seconds_and_traffic_returns_after_the_dwell(s
         t_fast = time.monotonic()
         server.extra_delay_s["cheap"] = 0.0
         time.sleep(5.0)
-        stop.set()
-        for t in ts:
-            t.join()
+        _stop(stop, ts)
         end = time.monotonic()
     assert not errors
     assert _share(served, t0 + 0.5, t_slow, "cheap") > 0.8  # healthy: the planned deployment serves
@@ -104,7 +108,7 @@ def test_drift_replans_by_drain_and_swap_under_load_losing_no_call():
             synthetic_profile("fast", quality={"summarize": 0.8}, tpot_s=0.001, prefill_tok_s=1e5,
                               energy_per_output_token_j=0.3)]
     cfg = AdaptiveConfig(spill=False, interval_s=0.1, sustain_s=0.3, dwell_s=60, min_calls=5, window_s=2.0)
-    intent = Intent("summarize", latency_slo_s=1.0, expected_output_tokens=40)
+    intent = Intent("summarize", latency_slo_s=1.0, expected_output_tokens=40, expected_input_tokens=4)  # as sent
     wf = Workflow(name="wf", nodes=(WorkflowNode(name="digest", intent=intent),))
     with ScriptedServer(answer, service=ServiceTime(base_s=0.005)) as server, \
             _runtime(server, rows, adaptive=cfg) as rt:
@@ -119,9 +123,7 @@ def test_drift_replans_by_drain_and_swap_under_load_losing_no_call():
         while not rt.replans and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
-        stop.set()
-        for t in ts:
-            t.join()
+        _stop(stop, ts)
         status = rt.status()
     assert not errors
     (event,) = rt.replans
