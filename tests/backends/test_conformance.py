@@ -157,9 +157,7 @@ def test_tool_call_comes_back_as_tool_calls(engine: EngineAdapter) -> None:
     body = _body(engine, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "lookup"}},
                  max_tokens=48)
     msg = engine.complete(body)["choices"][0]["message"]
-    if engine.name == "conf-llamacpp" and not msg.get("tool_calls"):
-        pytest.xfail("llama-server's tool calls on the embedded models are issue #10 item 6 (helper `tools`): "
-                     f"it answered {msg.get('content')!r} instead")
+    assert msg.get("tool_calls"), f"{engine.name} answered {msg.get('content')!r} instead of calling the tool"
     call = msg["tool_calls"][0]["function"]
     assert call["name"] == "lookup" and isinstance(json.loads(call["arguments"] or "{}"), dict)
     chunks = list(engine.stream(body))
