@@ -282,7 +282,9 @@ def render(data: dict[str, Any]) -> str:
         a(f"`murakkab demo`: {d['items']} tickets, {d['concurrency']} in flight, {d['machine']}, "
           f"{d['date']}. Wall time **measured**; energy **estimated** by the demo; the simulator's figures are "
           f"**simulated** from the shipped CPU profile ({'; '.join(v['profile_sources'])}) with the same closed "
-          "loop, models, parallel slots and llama.cpp threads sharing the host's cores. Goal: totals within 15%.")
+          "loop, models and parallel slots, and the embedded default's llama.cpp threads (2 per engine) sharing "
+          "the host's cores; a demo run that gave its engines a share of the cores (`t=1` in the engine column "
+          "of its JSON) ran with fewer threads than simulated. Goal: totals within 15%.")
         a("")
         L.extend(_table(
             "run | wall s measured | wall s simulated | error | energy J estimated | energy J simulated | error | "
