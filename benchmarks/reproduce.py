@@ -308,6 +308,9 @@ def render(data: dict[str, Any]) -> str:
     if data.get("validations"):
         a(VALIDATION_NOTE)
     a("")
+    a("A second anchor, on GPUs: [vidur_anchor.md](vidur_anchor.md) compares one deployment's "
+      "latency-vs-load curve with Microsoft's vidur simulator (both simulated; no GPU is covered by both).")
+    a("")
     a("## 4. Simulator speed")
     a("")
     sp = data.get("speed")
