@@ -70,6 +70,7 @@ class HttpEngine(EngineAdapter):
     base_url: str = ""
     api_prefix: str = "/v1"  # where the OpenAI API sits under base_url
     api_key: str | None = None
+    close_streamed_connections: bool = False  # True for servers that drop a stream's keep-alive connection
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -83,7 +84,7 @@ class HttpEngine(EngineAdapter):
             if api is not None:
                 api.close()
             api = self._api = OpenAIClient(self.base_url, who=f"engine {self.name!r}", prefix=self.api_prefix,
-                                           api_key=self.api_key)
+                                           api_key=self.api_key, close_streams=self.close_streamed_connections)
         return api
 
     @property

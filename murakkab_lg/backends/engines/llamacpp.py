@@ -103,6 +103,8 @@ def build_argv(binary: Path, model_file: Path, settings: LlamaCppSettings, *, po
 
 
 class LlamaCppEngine(ProcessEngine):
+    close_streamed_connections = True  # llama-server closes a streamed response's connection itself
+
     def __init__(self, name: str, model: str, settings: LlamaCppSettings, *, binary: Path | None = None,
                  tool_calls: Literal["schema", "native"] = "schema") -> None:
         super().__init__(name)

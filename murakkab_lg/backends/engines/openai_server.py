@@ -20,6 +20,8 @@ __all__ = ("OpenAiServerEngine",)
 
 class OpenAiServerEngine(HttpEngine):
     """One deployment on an existing server; replicas of it share the server."""
+    # An existing server may be llama-server (see LlamaCppEngine): correctness before connection reuse.
+    close_streamed_connections = True
 
     api_prefix = ""  # base_url is already the API root (".../v1")
 

@@ -47,6 +47,8 @@ def _cause(e: BaseException) -> str:
 
 class RayEngine(HttpEngine):
     """One replica of `deployment` as a Ray actor; `node_id` and `node_address` say where it runs."""
+    # The actor's engine is usually llama-server (see LlamaCppEngine).
+    close_streamed_connections = True
 
     gpus: tuple[int, ...] = ()  # the runtime's NVML sees no remote GPU; energy_meter() reads them
 
