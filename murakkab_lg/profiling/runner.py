@@ -219,7 +219,13 @@ def _measure(dep: Deployment, eval_todo: list, load_keys: dict[int, str], opts: 
 
 
 async def _measure_async(engine: EngineAdapter, dep: Deployment, eval_todo: list, load_keys: dict[int, str],
-                         opts: ProfileOptions, ck: Checkpoint, rep: Reporter, wpc: float) -> None:
+                         opts: ProfileOptions, ck: Checkpoint, rep: Reporter, wpc: float, *,
+                         remote: bool = False) -> None:
+    """Eval items then the load sweep on one started engine. Local (embedded) rows key their
+    quality by model and time load from the engine's own counters; `remote` deployments (any kind
+    from a config) key by deployment name and time a streamed sweep, which also gives TTFT."""
+    quality_key = dep.name if remote else dep.model
+    sweep = measure_load_streamed if remote else measure_load
     try:
         if eval_todo:
             task = rep.task(f"{dep.name}: evals", len(eval_todo))
@@ -230,8 +236,8 @@ async def _measure_async(engine: EngineAdapter, dep: Deployment, eval_todo: list
                 sets[s.name] = s
             for name, items in by_set.items():
                 def done(r: ItemResult, name: str = name) -> None:
-                    ck.put(f"q/{dep.model}/{name}/{r.item_id}", {"score": r.score, "prompt_tokens": r.prompt_tokens,
-                                                                  "completion_tokens": r.completion_tokens})
+                    ck.put(f"q/{quality_key}/{name}/{r.item_id}", {"score": r.score, "prompt_tokens": r.prompt_tokens,
+                                                                    "completion_tokens": r.completion_tokens})
                     rep.advance(task)
 
                 await run_eval_items(engine, sets[name], items, model=dep.name,
@@ -240,7 +246,7 @@ async def _measure_async(engine: EngineAdapter, dep: Deployment, eval_todo: list
         if todo:
             task = rep.task(f"{dep.name}: load sweep", len(todo))
             for c in todo:
-                point = await measure_load(
+                point = await sweep(
                     engine, model=dep.name, concurrency=c, requests=c * opts.rounds,
                     prompt_words=opts.prompt_words, output_tokens=opts.output_tokens,
                     cpu_seconds=engine.cpu_seconds, watts_per_core=wpc,
@@ -289,7 +295,7 @@ def _run_deployments(opts: ProfileOptions, rep: Reporter, engine_factory: Engine
             rep.note(f"starting {dep.name} ({dep.engine.label()})")
             engine.start(240.0)
             try:
-                asyncio.run(_measure_remote(engine, dep, eval_todo, load_keys, opts, ck, rep, wpc))
+                asyncio.run(_measure_async(engine, dep, eval_todo, load_keys, opts, ck, rep, wpc, remote=True))
             finally:
                 engine.stop()
         price = litellm_price(dep.engine.litellm_model) if isinstance(dep.engine, ApiSettings) else None
@@ -303,35 +309,3 @@ def _run_deployments(opts: ProfileOptions, rep: Reporter, engine_factory: Engine
             energy_label="estimated" if engine.cpu_seconds() is not None else "unknown", provenance=provenance,
         ))
     return _write(opts, rows, rep, ck)
-
-
-async def _measure_remote(engine: EngineAdapter, dep: Deployment, eval_todo: list, load_keys: dict[int, str],
-                          opts: ProfileOptions, ck: Checkpoint, rep: Reporter, wpc: float) -> None:
-    try:
-        if eval_todo:
-            task = rep.task(f"{dep.name}: evals", len(eval_todo))
-            by_set: dict[str, list] = defaultdict(list)
-            sets = {}
-            for st, item in eval_todo:
-                by_set[st.name].append(item)
-                sets[st.name] = st
-            for name, items in by_set.items():
-                def done(r: ItemResult, name: str = name) -> None:
-                    ck.put(f"q/{dep.name}/{name}/{r.item_id}", {"score": r.score, "prompt_tokens": r.prompt_tokens,
-                                                                 "completion_tokens": r.completion_tokens})
-                    rep.advance(task)
-
-                await run_eval_items(engine, sets[name], items, model=dep.name,
-                                     concurrency=opts.eval_concurrency, on_done=done)
-        todo = [c for c, k in load_keys.items() if k not in ck]
-        if todo:
-            task = rep.task(f"{dep.name}: load sweep", len(todo))
-            for c in todo:
-                point = await measure_load_streamed(
-                    engine, model=dep.name, concurrency=c, requests=c * opts.rounds,
-                    prompt_words=opts.prompt_words, output_tokens=opts.output_tokens,
-                    cpu_seconds=engine.cpu_seconds, watts_per_core=wpc)
-                ck.put(load_keys[c], point.model_dump(mode="json"))
-                rep.advance(task)
-    finally:
-        await aclose_sessions()
