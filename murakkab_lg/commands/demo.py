@@ -14,7 +14,8 @@ from murakkab_lg.errors import ConfigError
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Run the ticket-triage demo on the embedded CPU "
-                                "engines: first the largest model everywhere (static), then the runtime's plan.")
+                                "engines: the largest model everywhere (static) and the runtime's plan, in "
+                                "alternating pairs over the held-out tickets.")
     p.add_argument("--quick", action="store_true", help="10 held-out tickets and one pair (about a sixth of the time)")
     p.add_argument("--items", type=int, default=None,
                    help="number of held-out tickets (default all 20; overrides --quick)")
