@@ -39,12 +39,19 @@ class NodeResult(BaseModel):
     intent: str
     model: str
     engine: str
+    # the engine settings this node ran with, recorded explicitly so `sim.validate` can simulate
+    # exactly what ran (None: not a llama.cpp engine, or a JSON written before these fields)
+    threads: int | None = None
+    parallel: int | None = None
     quality: float
     min_quality: float | None
     quality_ok: bool
     p50_s: float
     calls: int
     tokens: int
+    # tokens split as the engine reported them (usage); 0 in JSONs written before the split
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     energy_j: float
     energy_label: str
 
@@ -126,9 +133,12 @@ def run_plan(runtime: Runtime, plan: Plan, items: list[dict[str, Any]], concurre
         floor = intent.min_quality
         nodes.append(NodeResult(
             name=name, intent=intent.intent, model=dep.model, engine=dep.engine.label(),
+            threads=dep.engine.threads if isinstance(dep.engine, LlamaCppSettings) else None,
+            parallel=dep.engine.parallel if isinstance(dep.engine, LlamaCppSettings) else None,
             quality=quality, min_quality=floor, quality_ok=floor is None or quality >= floor - 1e-9,
             p50_s=statistics.median(r.latency_s for r in recs) if recs else 0.0, calls=len(recs),
             tokens=sum(r.prompt_tokens + r.completion_tokens for r in recs),
+            prompt_tokens=sum(r.prompt_tokens for r in recs), completion_tokens=sum(r.completion_tokens for r in recs),
             energy_j=sum(r.energy_j or 0.0 for r in recs), energy_label="estimated",
         ))
     return RunResult(policy=plan.policy, wall_s=wall, energy_j=sum(n.energy_j for n in nodes),

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from murakkab_lg.catalog.embedded import default_llamacpp_settings
 from murakkab_lg.cli import main
 from murakkab_lg.demo import tasks
 from murakkab_lg.demo.graph import ANNOTATIONS, EDGES, build_graph
@@ -74,6 +75,11 @@ def test_demo_graph_runs_on_real_engines(tiny_model: str, small_model: str) -> N
         run = run_plan(rt, rt.plan(wf, policy=StaticPolicy()), tasks.tickets("heldout")[:2], concurrency=2)
     assert [n.name for n in run.nodes] == list(ANNOTATIONS)
     assert all(n.calls == 2 and n.tokens > 0 and n.energy_j > 0 for n in run.nodes)
+    # what sim.validate reads: the engine settings and the token split each node ran with
+    default = default_llamacpp_settings()
+    assert all((n.threads, n.parallel) == (default.threads, default.parallel) for n in run.nodes)
+    assert all(n.prompt_tokens > 0 and n.completion_tokens > 0 and n.prompt_tokens + n.completion_tokens == n.tokens
+               for n in run.nodes)
     assert {n.model for n in run.nodes} == {small_model} and run.energy_label == "estimated"
     assert min(n.quality for n in run.nodes) >= 0.0 and max(n.quality for n in run.nodes) <= 1.0
 

@@ -1,44 +1,99 @@
-"""The validation hook reads a `murakkab demo --json` result and predicts it from the CPU profile."""
+"""The validation reads a `murakkab demo --json` result and predicts it from the CPU profile.
+
+The mechanics are checked on one-node runs whose prediction is computable by hand: one ticket,
+one call, so the simulated wall time is prefill + decode and the energy is power x that time.
+The last test is the acceptance's "validation table within its bound": the kept demo run, the
+shipped profile and the shipped probe, no engines.
+"""
 
 from __future__ import annotations
 
 import pytest
+from sim_profiles import PROV
 
-from murakkab_lg.catalog.embedded import embedded_deployments, shipped_profiles
+from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.sim.validate import validate_demo
+from murakkab_lg.sim.validate import node_settings, validate_demo
 from murakkab_lg.spec import Intent, Workflow, WorkflowNode
 
-# the demo's shape (murakkab_lg/demo/graph.py): two nodes in parallel, then two in a chain
-WF = Workflow(name="triage", nodes=(
-    WorkflowNode(name="sentiment", intent=Intent("classify", expected_input_tokens=110, expected_output_tokens=2)),
-    WorkflowNode(name="extract", intent=Intent("extract", expected_input_tokens=80, expected_output_tokens=22)),
-    WorkflowNode(name="decide", intent=Intent("classify", expected_input_tokens=190, expected_output_tokens=2)),
-    WorkflowNode(name="reply", intent=Intent("draft", expected_input_tokens=90, expected_output_tokens=40)),
-), edges=(("sentiment", "decide"), ("extract", "decide"), ("decide", "reply")))
+ONE = Workflow(name="one", nodes=(
+    WorkflowNode(name="n", intent=Intent("classify", expected_input_tokens=50, expected_output_tokens=4)),))
 
 
-def run(model: str, other: str | None = None) -> dict:  # type: ignore[type-arg]
-    nodes = [{"name": n.name, "model": other if other and n.name == "decide" else model, "p50_s": 1.0,
-              "energy_j": 10.0} for n in WF.nodes]
-    return {"wall_s": 20.0, "energy_j": 40.0, "nodes": nodes}
+def prof(prefill: float = 100.0, tpot: float = 0.1, power: float = 10.0) -> DeploymentProfile:
+    """Measured with 2 threads (every core of its 2-core machine); flat over concurrency."""
+    return DeploymentProfile(
+        deployment="m", model="m", engine="llamacpp", hardware="test, 2 cores", energy_label="estimated",
+        provenance=PROV, load=tuple(LoadPoint(concurrency=c, prefill_tok_s=prefill, tpot_s=tpot,
+                                              throughput_tok_s=c / tpot, power_w=power,
+                                              energy_per_output_token_j=power * tpot / c) for c in (1, 4)))
 
 
-def test_validate_demo_mirrors_the_run() -> None:
-    demo = {"items": 8, "concurrency": 4, "static": run("qwen2.5-coder-1.5b"),
-            "planned": run("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")}
-    profiles = {p.deployment: p for p in shipped_profiles()}
-    static, planned = validate_demo(demo, WF, embedded_deployments(), profiles, host_cores=2)
-    for check in (static, planned):
-        assert {n.node: n.calls for n in check.nodes} == {n.name: 8 for n in WF.nodes}
-        assert check.wall_error == pytest.approx((check.simulated_wall_s - 20.0) / 20.0)
-        assert check.energy_error == pytest.approx((check.simulated_energy_j - 40.0) / 40.0)
-        assert sum(n.simulated_energy_j for n in check.nodes) == pytest.approx(check.simulated_energy_j, rel=1e-9)
-        assert check.simulated_wall_s > 0
-    assert static.within_bound == (abs(static.wall_error) <= 0.15 and abs(static.energy_error) <= 0.15)
+def demo(node: dict) -> dict:  # type: ignore[type-arg]
+    run = {"wall_s": 10.0, "energy_j": 100.0,
+           "nodes": [{"name": "n", "model": "m", "p50_s": 10.0, "energy_j": 100.0, "calls": 1, **node}]}
+    return {"items": 1, "concurrency": 1, "cores": 2, "static": run, "planned": run}
+
+
+def probe(r_pre: float = 0.5, r_tpot: float = 1.25, r_pow: float = 0.5, cached_share: float = 0.0,
+          grammar: float = 1.0) -> dict:  # type: ignore[type-arg]
+    """A hand-made probe: 1-thread / 2-thread ratios, a replay's cache share, a grammar ratio."""
+    def engine(pre: float, tpot: float, pw: float) -> dict:  # type: ignore[type-arg]
+        point = {"prefill_tok_s": pre, "tpot_s": tpot, "power_w": pw}
+        return {"load": {"1": point, "4": point}, "grammar": {"1": {"ratio": grammar}, "4": {"ratio": grammar}}}
+    replay = {"nodes": {"n": {"engine": "m@t1-np4", "cached_share": cached_share}}}
+    return {"grammar_nodes": ["n"], "engines": {"m@t2-np4": engine(100.0, 0.1, 8.0),
+                                                 "m@t1-np4": engine(100.0 * r_pre, 0.1 * r_tpot, 8.0 * r_pow)},
+            "replay": {"static": replay, "planned": replay}}
+
+
+def test_measured_tokens_drive_the_simulation() -> None:
+    # 100 prompt tokens at 100 tok/s + 10 output tokens at 0.1 s = 2 s; 10 W x 2 s = 20 J
+    got = validate_demo(demo({"threads": 2, "parallel": 4, "prompt_tokens": 100, "completion_tokens": 10}), ONE,
+                        {"m": prof()}, host_cores=2)
+    for check in got:
+        assert check.tokens_source == "measured per node" and check.settings_source == "recorded"
+        assert check.simulated_wall_s == pytest.approx(2.0)
+        assert check.simulated_energy_j == pytest.approx(20.0)
+        assert check.wall_error == pytest.approx((2.0 - 10.0) / 10.0)
+        assert check.energy_error == pytest.approx((20.0 - 100.0) / 100.0)
+        assert check.nodes[0].simulated_p50_s == pytest.approx(2.0) and check.nodes[0].calls == 1
+        assert not check.within_bound
+
+
+def test_old_json_falls_back_to_annotations_and_says_so() -> None:
+    # no prompt/completion split: the annotation's 50 input and 4 output tokens, 0.5 + 0.4 s
+    got = validate_demo(demo({"engine": "llamacpp t=2 np=4", "tokens": 999}), ONE, {"m": prof()}, host_cores=2)
+    assert got[0].tokens_source.startswith("annotations") and got[0].settings_source == "engine label"
+    assert got[0].simulated_wall_s == pytest.approx(0.9)
+
+
+def test_threads_are_taken_from_the_run() -> None:
+    # t=1: prefill at 100 x 0.5 tok/s, 0.1 x 1.25 s per token, 10 x 0.5 W -> 2 + 1.25 s, 5 W x 3.25 s
+    node = {"engine": "llamacpp t=1 np=4", "prompt_tokens": 100, "completion_tokens": 10}
+    got = validate_demo(demo(node), ONE, {"m": prof()}, host_cores=2, probe=probe())
+    assert got[0].simulated_wall_s == pytest.approx(3.25)
+    assert got[0].simulated_energy_j == pytest.approx(5.0 * 3.25)
+    assert got[0].nodes[0].engine == "llamacpp t=1 np=4" and "thread ratios" in got[0].probe
+    with pytest.raises(ConfigError, match="demo_probe"):  # no measured ratio: an error, not a guess
+        validate_demo(demo(node), ONE, {"m": prof()}, host_cores=2)
+
+
+def test_cached_prompt_tokens_are_not_prefilled_and_grammar_tokens_cost_more() -> None:
+    # 40% of 100 prompt tokens cached: 60 / 50 tok/s = 1.2 s; 10 tokens x 1.5 x 0.125 s = 1.875 s
+    node = {"threads": 1, "parallel": 4, "prompt_tokens": 100, "completion_tokens": 10}
+    got = validate_demo(demo(node), ONE, {"m": prof()}, host_cores=2, probe=probe(cached_share=0.4, grammar=1.5))
+    n = got[0].nodes[0]
+    assert (n.input_tokens, n.cached_tokens, n.output_tokens, n.grammar_ratio) == pytest.approx((100, 40, 10, 1.5))
+    assert got[0].simulated_wall_s == pytest.approx(1.2 + 1.875)
+
+
+def test_node_settings_sources() -> None:
+    assert node_settings({"threads": 1, "parallel": 2, "engine": "llamacpp t=2 np=4"}, 2) == (1, 2, "recorded")
+    assert node_settings({"engine": "llamacpp t=1 np=4"}, 2) == (1, 4, "engine label")
+    assert node_settings({}, 2) == (2, 4, "default (not recorded)")
 
 
 def test_validate_demo_names_a_missing_model() -> None:
-    demo = {"items": 2, "concurrency": 1, "static": run("no-such-model"), "planned": run("no-such-model")}
-    with pytest.raises(ConfigError, match="no-such-model"):
-        validate_demo(demo, WF, embedded_deployments(), {}, host_cores=2)
+    with pytest.raises(ConfigError, match="'m'"):
+        validate_demo(demo({}), ONE, {}, host_cores=2)
