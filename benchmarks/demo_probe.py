@@ -66,7 +66,10 @@ async def _grammar(engine: LlamaCppEngine, concurrency: int, n: int) -> dict[str
     """Decode ms per token on the extract prompts, with and without the JSON grammar."""
     items = tasks.tickets("heldout")[:n]
     out: dict[str, float] = {}
-    for label, extra in (("free", {}), ("grammar", {"response_format": tasks.EXTRACT_FORMAT})):
+    # cache_prompt off: the second pass must not find the first pass's prompts cached (less
+    # prefill interleaved with its decode steps would make it look faster)
+    for label, extra in (("free", {"cache_prompt": False}),
+                         ("grammar", {"cache_prompt": False, "response_format": tasks.EXTRACT_FORMAT})):
         sem = asyncio.Semaphore(concurrency)
 
         async def one(t: dict[str, Any], extra: dict[str, Any] = extra,

@@ -17,6 +17,14 @@ The model, stated once (it is what the tests check by hand):
   output token x throughput), and `idle_power_w` when nothing runs (0 unless given: no published
   idle figure ships). Energy is power x time, split evenly over the running sequences so each
   request carries its share; the sum over requests equals the replica's energy.
+- llama.cpp on a CPU (`serial_prefill`): llama-server runs one batch per step holding the pending
+  prompt tokens and one token per decoding slot; on a CPU the prompt tokens dominate that step and
+  use the whole compute. So k prompts in flight share the one-sequence prefill speed
+  (`prefill_tok_s(1) / k` each) while the decoding sequences wait; with none prefilling, d decoding
+  sequences advance at `tpot_s(d)`. (The CPU profile's per-request prefill speed at 4 sequences is
+  not an aggregate: its requests' prompt times overlap or queue, so k x that figure overstates what
+  4 prompts get; the demo's replayed requests ran as this rule predicts, see docs/simulator.md.)
+  Without it (vLLM, published GPU rows) all running sequences share concurrency n in both phases.
 - `speed` scales every rate (CPU replicas sharing too few cores run slower and draw
   proportionally less power: the same CPU-seconds per token, stretched).
 - A fan-out's copies arrive together with the same token counts, so they travel as one entry of
@@ -46,6 +54,7 @@ class Rates:
     idle_power_w: float = 0.0
     # which concurrencies are profile load points (the rest are interpolated or fitted)
     measured_levels: tuple[int, ...] = ()
+    serial_prefill: bool = False  # llama.cpp on a CPU: prefill steps stall decoding (module docstring)
 
 
 def _interp(xs: list[float], ys: list[float], x: float) -> float:
@@ -58,7 +67,8 @@ def _interp(xs: list[float], ys: list[float], x: float) -> float:
     return ys[i - 1] + (ys[i] - ys[i - 1]) * w
 
 
-def rates_from_profile(profile: DeploymentProfile, max_seqs: int, idle_power_w: float = 0.0) -> Rates:
+def rates_from_profile(profile: DeploymentProfile, max_seqs: int, idle_power_w: float = 0.0, *,
+                       serial_prefill: bool = False) -> Rates:
     """Tables of prefill speed, time per output token and power for n = 1..max_seqs."""
     pts = profile.load
     xs = [float(p.concurrency) for p in pts]
@@ -77,7 +87,7 @@ def rates_from_profile(profile: DeploymentProfile, max_seqs: int, idle_power_w: 
         power.append(_interp(xs, pw, float(n)))
     return Rates(max_seqs=max_seqs, prefill_tok_s=tuple(pre) if has_prefill else None, tpot_s=tuple(tpot),
                  power_w=tuple(power), idle_power_w=idle_power_w,
-                 measured_levels=tuple(p.concurrency for p in pts))
+                 measured_levels=tuple(p.concurrency for p in pts), serial_prefill=serial_prefill and has_prefill)
 
 
 @dataclass(eq=False, slots=True)
@@ -105,6 +115,7 @@ class Replica:
     ready_s: float = 0.0  # cold start: nothing is admitted before this time
     speed: float = 1.0
     running: int = 0  # sequences running (sum of weights)
+    prefilling: int = 0  # of which in prefill (sum of weights)
     queue: deque = field(default_factory=deque)
     queued: int = 0
     version: int = 0
@@ -135,6 +146,13 @@ class Replica:
         self.energy_j += p
         self.v_energy += p / n
         self.busy_s += dt
+        k = self.prefilling
+        if r.serial_prefill:  # prompt steps first; decoding waits for them
+            if k:
+                self.v_pre += dt * s * r.prefill_tok_s[1] / k  # type: ignore[index]
+            else:
+                self.v_dec += dt * s / r.tpot_s[n]
+            return
         self.v_dec += dt * s / r.tpot_s[n]
         if r.prefill_tok_s is not None:
             self.v_pre += dt * s * r.prefill_tok_s[n]
@@ -146,6 +164,9 @@ class Replica:
             return None
         r, s = self.rates, self.speed
         t = float("inf")
+        if r.serial_prefill and self.prefilling:
+            rate = s * r.prefill_tok_s[1] / self.prefilling  # type: ignore[index]
+            return self.last_s + max((self.pre_heap[0][0] - self.v_pre) / rate, 0.0)
         if self.pre_heap:
             t = (self.pre_heap[0][0] - self.v_pre) / (s * r.prefill_tok_s[n])  # type: ignore[index]
         if self.dec_heap:
@@ -186,6 +207,7 @@ class Replica:
         self.seq += 1
         if self.rates.prefill_tok_s is not None and req.input_tokens > 0:
             req.target = self.v_pre + req.input_tokens
+            self.prefilling += req.weight
             heapq.heappush(self.pre_heap, (req.target, self.seq, req))
         else:
             req.target = self.v_dec + req.output_tokens
@@ -198,6 +220,7 @@ class Replica:
         done = []
         while self.pre_heap and self.pre_heap[0][0] <= self.v_pre + eps * max(1.0, self.v_pre):
             _, _, req = heapq.heappop(self.pre_heap)
+            self.prefilling -= req.weight
             self.seq += 1
             req.target = self.v_dec + req.output_tokens
             heapq.heappush(self.dec_heap, (req.target, self.seq, req))

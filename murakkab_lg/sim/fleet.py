@@ -125,7 +125,8 @@ def build_fleet(template: Template, assign: Mapping[str, str], plan_deployments:
         prof = profiles.get(name)
         if prof is None:
             raise ConfigError(f"deployment {name!r} has no profile to simulate it with. To fix: add its profile.")
-        rates = rates_from_profile(prof, max_seqs_of(dep))
+        # llama.cpp: its prompt steps stall decoding (sim/engine.py; what the demo validation showed)
+        rates = rates_from_profile(prof, max_seqs_of(dep), serial_prefill=isinstance(dep.engine, LlamaCppSettings))
         reps = replicas_for(rates, load[name], target_concurrency) if rate_per_s > 0 and load[name] else 1
         reps = max(reps, dep.replicas, (min_replicas or {}).get(name, 1))
         eng = dep.engine

@@ -197,7 +197,8 @@ def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping
                             "benchmarks/demo_probe.py on this demo JSON.")
                     prof = scale_threads(prof, ratios)
                     probe_used.add("thread ratios")
-                sims[name] = SimDeployment(name=name, rates=rates_from_profile(prof, parallel), cpu_threads=threads,
+                sims[name] = SimDeployment(name=name, rates=rates_from_profile(prof, parallel, serial_prefill=True),
+                                           cpu_threads=threads,
                                            label="simulated from the shipped CPU profile")
             calls = int(n.get("calls") or 0)
             if calls and n.get("prompt_tokens") and n.get("completion_tokens"):

@@ -6,7 +6,7 @@ import pytest
 from sim_profiles import profile
 
 from murakkab_lg.catalog.profiles import DeploymentProfile
-from murakkab_lg.sim.engine import rates_from_profile
+from murakkab_lg.sim.engine import Replica, Request, rates_from_profile
 from murakkab_lg.sim.simulator import SimDeployment, Simulation
 from murakkab_lg.sim.workload import Arrivals, compile_workflow
 from murakkab_lg.spec import Intent, Workflow, WorkflowNode
@@ -96,3 +96,37 @@ def test_controller_scales_out_and_pays_the_cold_start() -> None:
     out = sim.run(Arrivals(rate_per_s=15.0, duration_s=100.0))  # 1.5x what one replica serves
     assert out.deployments["d"].replicas == 2 and ticks[0] == 10.0
     assert out.completed == out.started
+
+
+def test_llamacpp_prompt_steps_stall_decoding() -> None:
+    # serial prefill (llama.cpp on a CPU): A prefills 100 tokens at 100 tok/s (0-1 s) and decodes 5 of
+    # its 10 tokens alone (0.1 s each, to 1.5 s); B's 50-token prompt then stalls A for 0.5 s; both
+    # decode at 0.15 s per token: A's last 5 end at 2.75 s, B has 5 left, alone again: 3.25 s
+    prof = profile([(1, 0.1, 100.0), (2, 0.15, 150.0)], prefill=100.0)
+    rep = Replica(rates_from_profile(prof, 2, serial_prefill=True))
+    a, b = Request(100, 10, 1, None), Request(50, 10, 1, None)
+    done: dict[str, float] = {}
+
+    def step_to(t_end: float) -> None:
+        while (t := rep.next_event_s()) is not None and t <= t_end + 1e-12:
+            rep.advance(t)
+            for r in rep.pop_finished(t):
+                done["a" if r is a else "b"] = t
+        rep.advance(t_end)
+
+    rep.submit(a, 0.0)
+    step_to(1.5)
+    rep.submit(b, 1.5)
+    step_to(10.0)
+    assert done == pytest.approx({"a": 2.75, "b": 3.25})
+    # power: 100 W alone (0-1.5 s, 2.75-3.25 s), 150 W with two running (1.5-2.75 s)
+    assert rep.energy_j == pytest.approx(100.0 * 2.0 + 150.0 * 1.25)
+    # two prompts at once share the one-sequence prefill speed: 100 + 100 tokens at 50 tok/s each
+    # (2 s), then both decode 10 tokens at 0.15 s (1.5 s)
+    rep2 = Replica(rates_from_profile(prof, 2, serial_prefill=True))
+    rep2.submit(Request(100, 10, 1, None), 0.0)
+    rep2.submit(Request(100, 10, 1, None), 0.0)
+    assert rep2.next_event_s() == pytest.approx(2.0)
+    rep2.advance(2.0)
+    assert rep2.pop_finished(2.0) == [] and rep2.prefilling == 0
+    assert rep2.next_event_s() == pytest.approx(3.5)

@@ -8,14 +8,20 @@ shipped profile and the shipped probe, no engines.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from sim_profiles import PROV
 
+from murakkab_lg.catalog.embedded import shipped_profiles
 from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint
+from murakkab_lg.demo.graph import ANNOTATIONS, EDGES, WORKFLOW_NAME
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.sim.validate import node_settings, validate_demo
+from murakkab_lg.sim.validate import BOUND, PROBE_PATH, load_probe, node_settings, validate_demo
 from murakkab_lg.spec import Intent, Workflow, WorkflowNode
 
+ROOT = Path(__file__).resolve().parents[2]
 ONE = Workflow(name="one", nodes=(
     WorkflowNode(name="n", intent=Intent("classify", expected_input_tokens=50, expected_output_tokens=4)),))
 
@@ -97,3 +103,18 @@ def test_node_settings_sources() -> None:
 def test_validate_demo_names_a_missing_model() -> None:
     with pytest.raises(ConfigError, match="'m'"):
         validate_demo(demo({}), ONE, {}, host_cores=2)
+
+
+def test_kept_demo_run_validates_within_the_bound() -> None:
+    """The acceptance: docs/demo_run.json predicted from the shipped profile within 15% (wall and
+    energy, both runs), with the threads and tokens the run recorded and the shipped probe."""
+    kept = json.loads((ROOT / "docs" / "demo_run.json").read_text())
+    wf = Workflow(name=WORKFLOW_NAME, edges=EDGES,
+                  nodes=tuple(WorkflowNode(name=n, intent=i) for n, i in ANNOTATIONS.items()))
+    profiles = {p.deployment: p for p in shipped_profiles() if p.deployment == p.model}
+    checks = validate_demo(kept, wf, profiles, host_cores=2, probe=load_probe(PROBE_PATH))
+    for c in checks:
+        assert c.tokens_source == "measured per node" and c.settings_source == "recorded"
+        assert "prompt cache" in c.probe and ("thread ratios" in c.probe) == (c.run == "planned")
+        assert {n.node: n.calls for n in c.nodes} == {n: kept["items"] for n in ANNOTATIONS}
+        assert abs(c.wall_error) <= BOUND and abs(c.energy_error) <= BOUND, c
