@@ -16,8 +16,10 @@ real one did, and nothing it took time or energy to do:
 - from the probe, when given: the profile measured each model with every core as threads, so an
   engine with fewer threads runs at the probe's side-by-side ratio (prefill speed, time per token,
   power at 1 and 4 sequences); prompt tokens llama-server found in its prompt cache (the probe's
-  replay of the demo's requests) are not prefilled; a node that decodes under a JSON grammar
-  (`response_format`) pays the probe's measured decode-time ratio per output token.
+  replay of the demo's requests) are not prefilled. (The probe also measured the JSON grammar of
+  `extract`'s response_format: no measurable decode cost, so nothing is added for it.)
+- llama.cpp's own scheduling (`serial_prefill`, sim/engine.py): prompts in flight share the
+  one-sequence prefill speed and decoding waits for them.
 Errors are relative: (simulated - measured) / measured, per node and in total.
 """
 
@@ -40,7 +42,8 @@ from murakkab_lg.sim.simulator import SimDeployment, Simulation
 from murakkab_lg.sim.workload import Arrivals, compile_workflow
 from murakkab_lg.spec import Workflow
 
-__all__ = ("BOUND", "PROBE_PATH", "NodeCheck", "RunCheck", "load_probe", "node_settings", "validate_demo")
+__all__ = ("BOUND", "PROBE_PATH", "NodeCheck", "RunCheck", "load_probe", "node_settings", "replay_as_demo",
+           "validate_demo")
 
 BOUND = 0.15  # the goal: every total within 15% of the measurement
 PROBE_PATH = Path(__file__).parent / "data" / "demo_probe.json"  # written by benchmarks/demo_probe.py
@@ -55,7 +58,6 @@ class NodeCheck(BaseModel):
     input_tokens: float  # per call, as simulated (measured or annotated)
     cached_tokens: float  # per call, found in llama-server's prompt cache (the probe's replay); not prefilled
     output_tokens: float
-    grammar_ratio: float  # decode time per token under the node's JSON grammar / free text (1: none)
     measured_p50_s: float
     simulated_p50_s: float
     p50_error: float
@@ -146,23 +148,13 @@ def scale_threads(profile: DeploymentProfile, ratios: Mapping[int, tuple[float, 
     return profile.model_copy(update={"load": tuple(pts)})
 
 
-def _grammar_ratio(probe: Mapping[str, Any], engine: str, concurrency: int) -> float | None:
-    g = probe.get("engines", {}).get(engine, {}).get("grammar")
-    if not g:
-        return None
-    c = min((int(k) for k in g), key=lambda k: abs(k - concurrency))
-    return float(g[str(c)]["ratio"])
-
-
 def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping[str, DeploymentProfile], *,
                   host_cores: int, probe: Mapping[str, Any] | None = None, seed: int = 0) -> list[RunCheck]:
     """One RunCheck per run in the demo JSON (static, planned).
 
     `profiles` maps model names to their default-settings profile rows, measured with every core of
-    their machine as threads (`host_cores` where the row does not say). The probe names the nodes
-    that decode under a JSON grammar.
+    their machine as threads (`host_cores` where the row does not say).
     """
-    grammar_nodes = tuple((probe or {}).get("grammar_nodes", ()))
     cores = int(demo.get("cores") or host_cores)
     items, conc = int(demo["items"]), int(demo["concurrency"])
     checks = []
@@ -173,7 +165,7 @@ def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping
         replay = (probe or {}).get("replay", {}).get(run_name, {}).get("nodes", {})
         assign: dict[str, str] = {}
         sims: dict[str, SimDeployment] = {}
-        tokens: dict[str, tuple[float, float, float, float]] = {}  # node -> input, cached, output, grammar
+        tokens: dict[str, tuple[float, float, float]] = {}  # node -> input, cached, output per call
         measured_tokens, setting_src, probe_used = True, set(), set()
         for n in run["nodes"]:
             model = n["model"]
@@ -211,17 +203,11 @@ def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping
             if str(replay.get(n["name"], {}).get("engine", "")).split("@")[0] == model:  # replayed on this model
                 cached = inp * replay[n["name"]]["cached_share"]
                 probe_used.add("prompt cache")
-            grammar = 1.0
-            if n["name"] in grammar_nodes and probe:
-                got = _grammar_ratio(probe, name, min(conc, parallel))
-                if got is not None:
-                    grammar = got
-                    probe_used.add("grammar ratio")
-            tokens[n["name"]] = (inp, cached, out, grammar)
+            tokens[n["name"]] = (inp, cached, out)
         template = compile_workflow(workflow)
         template = replace(template, nodes=tuple(
             replace(t, input_tokens=tokens[t.name][0] - tokens[t.name][1],
-                    output_tokens=tokens[t.name][2] * tokens[t.name][3]) if t.name in tokens else t
+                    output_tokens=tokens[t.name][2]) if t.name in tokens else t
             for t in template.nodes))
         sim = Simulation(template, list(sims.values()), assign, seed=seed, host_cores={"localhost": cores},
                          record_latencies=True)
@@ -230,10 +216,10 @@ def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping
         for n in run["nodes"]:
             st = res.nodes[n["name"]]
             p50 = statistics.median(st.latencies_s) if st.latencies_s else 0.0
-            inp, cached, out, grammar = tokens[n["name"]]
+            inp, cached, out = tokens[n["name"]]
             nodes.append(NodeCheck(
                 node=n["name"], model=n["model"], engine="llamacpp t={} np={}".format(*node_settings(n, cores)[:2]),
-                calls=st.calls, input_tokens=inp, cached_tokens=cached, output_tokens=out, grammar_ratio=grammar,
+                calls=st.calls, input_tokens=inp, cached_tokens=cached, output_tokens=out,
                 measured_p50_s=n["p50_s"], simulated_p50_s=p50, p50_error=_err(p50, n["p50_s"]),
                 measured_energy_j=n["energy_j"], simulated_energy_j=st.energy_j,
                 energy_error=_err(st.energy_j, n["energy_j"])))
@@ -247,3 +233,24 @@ def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping
             settings_source=", ".join(sorted(setting_src)),
             probe=", ".join(sorted(probe_used)) if probe_used else ("none given" if probe is None else "not needed")))
     return checks
+
+
+def replay_as_demo(probe: Mapping[str, Any], items: int, concurrency: int, cores: int) -> dict[str, Any]:
+    """The probe's replay of the demo's requests as a demo JSON (totals only; per node figures 0),
+    so `validate_demo` can check the engine model without the demo's own overhead (LangGraph,
+    the runtime and scoring share the cores with the engines in a real demo run)."""
+    out: dict[str, Any] = {"items": items, "concurrency": concurrency, "cores": cores}
+    for run, rp in probe["replay"].items():
+        nodes = []
+        for name, x in rp["nodes"].items():
+            model, _, settings = x["engine"].partition("@")
+            m = re.fullmatch(r"t(\d+)-np(\d+)", settings)
+            if m is None:
+                raise ConfigError(f"probe replay engine {x['engine']!r} is not <model>@t<threads>-np<slots>")
+            nodes.append({"name": name, "model": model, "threads": int(m[1]), "parallel": int(m[2]),
+                          "calls": x["calls"], "prompt_tokens": x["prompt_tokens_per_call"] * x["calls"],
+                          "completion_tokens": x["completion_tokens_per_call"] * x["calls"],
+                          "p50_s": 0.0, "energy_j": 0.0})
+        out[run] = {"wall_s": rp["wall_s"], "energy_j": rp["energy_j"], "nodes": nodes}
+    return out
+

@@ -41,15 +41,15 @@ def demo(node: dict) -> dict:  # type: ignore[type-arg]
     return {"items": 1, "concurrency": 1, "cores": 2, "static": run, "planned": run}
 
 
-def probe(r_pre: float = 0.5, r_tpot: float = 1.25, r_pow: float = 0.5, cached_share: float = 0.0,
-          grammar: float = 1.0) -> dict:  # type: ignore[type-arg]
-    """A hand-made probe: 1-thread / 2-thread ratios, a replay's cache share, a grammar ratio."""
+def probe(r_pre: float = 0.5, r_tpot: float = 1.25, r_pow: float = 0.5, cached_share: float = 0.0
+          ) -> dict:  # type: ignore[type-arg]
+    """A hand-made probe: 1-thread / 2-thread ratios and a replay's prompt-cache share."""
     def engine(pre: float, tpot: float, pw: float) -> dict:  # type: ignore[type-arg]
         point = {"prefill_tok_s": pre, "tpot_s": tpot, "power_w": pw}
-        return {"load": {"1": point, "4": point}, "grammar": {"1": {"ratio": grammar}, "4": {"ratio": grammar}}}
+        return {"load": {"1": point, "4": point}}
     replay = {"nodes": {"n": {"engine": "m@t1-np4", "cached_share": cached_share}}}
-    return {"grammar_nodes": ["n"], "engines": {"m@t2-np4": engine(100.0, 0.1, 8.0),
-                                                 "m@t1-np4": engine(100.0 * r_pre, 0.1 * r_tpot, 8.0 * r_pow)},
+    return {"engines": {"m@t2-np4": engine(100.0, 0.1, 8.0),
+                        "m@t1-np4": engine(100.0 * r_pre, 0.1 * r_tpot, 8.0 * r_pow)},
             "replay": {"static": replay, "planned": replay}}
 
 
@@ -85,13 +85,13 @@ def test_threads_are_taken_from_the_run() -> None:
         validate_demo(demo(node), ONE, {"m": prof()}, host_cores=2)
 
 
-def test_cached_prompt_tokens_are_not_prefilled_and_grammar_tokens_cost_more() -> None:
-    # 40% of 100 prompt tokens cached: 60 / 50 tok/s = 1.2 s; 10 tokens x 1.5 x 0.125 s = 1.875 s
+def test_cached_prompt_tokens_are_not_prefilled() -> None:
+    # 40% of 100 prompt tokens cached: 60 / 50 tok/s = 1.2 s; 10 tokens x 0.125 s = 1.25 s
     node = {"threads": 1, "parallel": 4, "prompt_tokens": 100, "completion_tokens": 10}
-    got = validate_demo(demo(node), ONE, {"m": prof()}, host_cores=2, probe=probe(cached_share=0.4, grammar=1.5))
+    got = validate_demo(demo(node), ONE, {"m": prof()}, host_cores=2, probe=probe(cached_share=0.4))
     n = got[0].nodes[0]
-    assert (n.input_tokens, n.cached_tokens, n.output_tokens, n.grammar_ratio) == pytest.approx((100, 40, 10, 1.5))
-    assert got[0].simulated_wall_s == pytest.approx(1.2 + 1.875)
+    assert (n.input_tokens, n.cached_tokens, n.output_tokens) == pytest.approx((100, 40, 10))
+    assert got[0].simulated_wall_s == pytest.approx(1.2 + 1.25) and "prompt cache" in got[0].probe
 
 
 def test_node_settings_sources() -> None:
