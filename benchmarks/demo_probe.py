@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3,
                     help="requests per load level = rounds x concurrency (at least 8)")
     ap.add_argument("--passes", type=int, default=2, help="measurements of every engine, alternating settings")
+    ap.add_argument("--replay-from", type=Path, metavar="PROBE_JSON",
+                    help="keep the replay of an earlier probe file instead of replaying again (it is a token-level "
+                         "measurement: cached prompt tokens per node)")
     args = ap.parse_args(argv)
     demo = json.loads(args.demo_json.read_text())
     cores = int(demo.get("cores") or os.cpu_count() or 1)
@@ -199,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         "load_sweep": {"prompt_words": PROMPT_WORDS, "output_tokens": OUTPUT_TOKENS, "rounds": args.rounds,
                        "passes": args.passes, "parallel": 4},
         "engines": threads_and_grammar(models, threads, 4, args.rounds, args.passes),
-        "replay_items": len(tasks.tickets("heldout")), "replay_concurrency": int(demo["concurrency"]),
-        "replay": {name: replay(run, int(demo["concurrency"]), cores) for name, run in runs.items()},
     }
+    if args.replay_from:
+        old = json.loads(args.replay_from.read_text())
+        data |= {k: old[k] for k in ("replay_items", "replay_concurrency", "replay")}
+        data["replay_source"] = f"{args.replay_from.name}, probed {old['date']}"
+    else:
+        data |= {"replay_items": len(tasks.tickets("heldout")), "replay_concurrency": int(demo["concurrency"]),
+                 "replay": {name: replay(run, int(demo["concurrency"]), cores) for name, run in runs.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
