@@ -148,6 +148,42 @@ def scale_threads(profile: DeploymentProfile, ratios: Mapping[int, tuple[float, 
     return profile.model_copy(update={"load": tuple(pts)})
 
 
+def _deployment(name: str, prof: DeploymentProfile, threads: int, parallel: int, host_cores: int,
+                probe: Mapping[str, Any] | None) -> tuple[SimDeployment, bool]:
+    """The engine as simulated, and whether the probe's thread ratios scaled its profile."""
+    base = profile_threads(prof, host_cores)
+    scaled = threads != base
+    if scaled:
+        ratios = {c: r for c in (1, 4)
+                  if (r := _ratio(probe or {}, prof.model, threads, base, parallel, c)) is not None}
+        if not ratios:
+            raise ConfigError(
+                f"the demo ran {prof.model!r} with {threads} thread(s), the profile was measured with {base}, and no "
+                "probe measured the difference. To fix: run benchmarks/demo_probe.py on this demo JSON.")
+        prof = scale_threads(prof, ratios)
+    return SimDeployment(name=name, rates=rates_from_profile(prof, parallel, serial_prefill=True), cpu_threads=threads,
+                         label="simulated from the shipped CPU profile"), scaled
+
+
+def _node_tokens(node: Mapping[str, Any], workflow: Workflow, replay: Mapping[str, Any]
+                 ) -> tuple[float, float, float, bool]:
+    """(prompt, cached prompt, completion) tokens per call, and whether they were measured: the
+    run's own split where it has one, else the annotation; cached: the probe replay's share, where
+    it replayed this node on the same model."""
+    calls = int(node.get("calls") or 0)
+    if calls and node.get("prompt_tokens") and node.get("completion_tokens"):
+        inp, out, measured = node["prompt_tokens"] / calls, node["completion_tokens"] / calls, True
+    else:
+        intent = next((w.intent for w in workflow.nodes if w.name == node["name"]), None)
+        if intent is None:
+            raise ConfigError(f"demo node {node['name']!r} is not in workflow {workflow.name!r}. To fix: pass the "
+                              "demo's own workflow (murakkab_lg.demo.graph).")
+        inp, out, measured = float(intent.expected_input_tokens), float(intent.expected_output_tokens), False
+    rp = replay.get(node["name"], {})
+    cached = inp * rp["cached_share"] if str(rp.get("engine", "")).split("@")[0] == node["model"] else 0.0
+    return inp, cached, out, measured
+
+
 def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping[str, DeploymentProfile], *,
                   host_cores: int, probe: Mapping[str, Any] | None = None, seed: int = 0) -> list[RunCheck]:
     """One RunCheck per run in the demo JSON (static, planned).
@@ -177,31 +213,12 @@ def validate_demo(demo: Mapping[str, Any], workflow: Workflow, profiles: Mapping
             name = engine_name(model, threads, parallel)
             assign[n["name"]] = name
             if name not in sims:
-                prof = profiles[model]
-                base = profile_threads(prof, host_cores)
-                if threads != base:
-                    ratios = {c: r for c in (1, 4)
-                              if (r := _ratio(probe or {}, model, threads, base, parallel, c)) is not None}
-                    if not ratios:
-                        raise ConfigError(
-                            f"the demo ran {model!r} with {threads} thread(s), the profile was measured with "
-                            f"{base}, and no probe measured the difference. To fix: run "
-                            "benchmarks/demo_probe.py on this demo JSON.")
-                    prof = scale_threads(prof, ratios)
+                sims[name], scaled = _deployment(name, profiles[model], threads, parallel, host_cores, probe)
+                if scaled:
                     probe_used.add("thread ratios")
-                sims[name] = SimDeployment(name=name, rates=rates_from_profile(prof, parallel, serial_prefill=True),
-                                           cpu_threads=threads,
-                                           label="simulated from the shipped CPU profile")
-            calls = int(n.get("calls") or 0)
-            if calls and n.get("prompt_tokens") and n.get("completion_tokens"):
-                inp, out = n["prompt_tokens"] / calls, n["completion_tokens"] / calls
-            else:
-                measured_tokens = False
-                it = next(w.intent for w in workflow.nodes if w.name == n["name"])
-                inp, out = float(it.expected_input_tokens), float(it.expected_output_tokens)
-            cached = 0.0
-            if str(replay.get(n["name"], {}).get("engine", "")).split("@")[0] == model:  # replayed on this model
-                cached = inp * replay[n["name"]]["cached_share"]
+            inp, cached, out, measured = _node_tokens(n, workflow, replay)
+            measured_tokens &= measured
+            if cached:
                 probe_used.add("prompt cache")
             tokens[n["name"]] = (inp, cached, out)
         template = compile_workflow(workflow)

@@ -100,9 +100,13 @@ def test_node_settings_sources() -> None:
     assert node_settings({}, 2) == (2, 4, "default (not recorded)")
 
 
-def test_validate_demo_names_a_missing_model() -> None:
+def test_validate_demo_names_a_missing_model_and_a_foreign_node() -> None:
     with pytest.raises(ConfigError, match="'m'"):
         validate_demo(demo({}), ONE, {}, host_cores=2)
+    other = demo({"threads": 2, "parallel": 4})
+    other["static"]["nodes"][0]["name"] = "zzz"
+    with pytest.raises(ConfigError, match="'zzz' is not in workflow 'one'"):
+        validate_demo(other, ONE, {"m": prof()}, host_cores=2)
 
 
 def test_kept_demo_run_validates_within_the_bound() -> None:
