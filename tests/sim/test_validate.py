@@ -18,7 +18,7 @@ from murakkab_lg.catalog.embedded import shipped_profiles
 from murakkab_lg.catalog.profiles import DeploymentProfile, LoadPoint
 from murakkab_lg.demo.graph import ANNOTATIONS, EDGES, WORKFLOW_NAME
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.sim.validate import BOUND, PROBE_PATH, load_probe, node_settings, validate_demo
+from murakkab_lg.sim.validate import BOUND, PROBE_PATH, load_probe, node_settings, replay_as_demo, validate_demo
 from murakkab_lg.spec import Intent, Workflow, WorkflowNode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,4 +121,18 @@ def test_kept_demo_run_validates_within_the_bound() -> None:
         assert c.tokens_source == "measured per node" and c.settings_source == "recorded"
         assert "prompt cache" in c.probe and ("thread ratios" in c.probe) == (c.run == "planned")
         assert {n.node: n.calls for n in c.nodes} == {n: kept["items"] for n in ANNOTATIONS}
+        assert abs(c.wall_error) <= BOUND and abs(c.energy_error) <= BOUND, c
+
+
+def test_probe_replay_validates_within_the_bound() -> None:
+    """The engine model alone: the shipped probe's replay of the demo's requests (no LangGraph or
+    runtime on the cores) predicted the same way, totals within 15%."""
+    probe = load_probe(PROBE_PATH)
+    assert probe is not None
+    wf = Workflow(name=WORKFLOW_NAME, edges=EDGES,
+                  nodes=tuple(WorkflowNode(name=n, intent=i) for n, i in ANNOTATIONS.items()))
+    profiles = {p.deployment: p for p in shipped_profiles() if p.deployment == p.model}
+    replay = replay_as_demo(probe, probe["replay_items"], probe["replay_concurrency"], probe["cores"])
+    for c in validate_demo(replay, wf, profiles, host_cores=2, probe=probe):
+        assert {n.node: n.calls for n in c.nodes} == {n: probe["replay_items"] for n in ANNOTATIONS}
         assert abs(c.wall_error) <= BOUND and abs(c.energy_error) <= BOUND, c
