@@ -33,7 +33,7 @@ import orjson
 
 from murakkab_lg.errors import EngineError, EngineRequestError, EngineUnavailableError
 
-__all__ = ("CallStats", "OpenAIClient", "aclose_sessions", "error_for_status")
+__all__ = ("CallStats", "OpenAIClient", "SseBatch", "aclose_sessions", "error_for_status")
 
 Body = dict[str, Any]
 _TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=600.0)
@@ -67,6 +67,18 @@ def _event(line: bytes | str) -> Any:
     if data == b"[DONE]":
         return _DONE
     return orjson.loads(data) if data else None
+
+
+class SseBatch(list[Any]):
+    """The chunks of one network read; `raw` holds their SSE bytes exactly as the engine sent
+    them (None when they cannot be forwarded unchanged), so a gateway that does not alter them
+    can write the bytes instead of serialising every chunk again."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, chunks: list[Any] | None = None) -> None:
+        super().__init__(chunks or ())
+        self.raw: bytes | None = None
 
 
 class CallStats:
@@ -265,6 +277,19 @@ class OpenAIClient:
 
     async def astream(self, body: Body, *, headers: Mapping[str, str] | None = None,
                       stats: CallStats | None = None) -> AsyncIterator[Body]:
+        async for batch in self.astream_batches(body, headers=headers, stats=stats):
+            for chunk in batch:
+                yield chunk
+
+    async def astream_batches(self, body: Body, *, headers: Mapping[str, str] | None = None,
+                              stats: CallStats | None = None) -> AsyncIterator[list[Body]]:
+        """The stream as the network delivers it: each list holds the chunks of one read.
+
+        Why batches: a gateway that writes each chunk to its client separately pays one syscall
+        and one pass through every generator layer per chunk; forwarding what arrived together
+        in one write is what a plain proxy does, and it is what keeps a server that falls behind
+        (several chunks per read) from falling further behind.
+        """
         try:
             # With close_streams, Connection: close: llama-server closes a streamed response's
             # connection while announcing keep-alive, and aiohttp, unlike httpx, then hands the dead
@@ -276,13 +301,36 @@ class OpenAIClient:
                     raise error_for_status(self.who, resp.status, (await resp.read()).decode(errors="replace"))
                 if stats is not None:
                     stats.headers = resp.headers
-                async for line in resp.content:
-                    data = _event(line)
-                    if data is _DONE:
+                rest = b""
+                async for data in resp.content.iter_any():
+                    if rest:
+                        data = rest + data
+                    end = data.rfind(b"\n") + 1
+                    rest = data[end:]  # an incomplete line waits for the next read
+                    batch = SseBatch()
+                    for line in data[:end].split(b"\n"):
+                        if not line or line == b"\r":  # the blank line that ends each event
+                            continue
+                        chunk = _event(line)
+                        if chunk is _DONE:
+                            done = True
+                            break
+                        if chunk is not None:
+                            if stats is not None:
+                                stats.saw(chunk)
+                            batch.append(chunk)
+                    else:
+                        done = False
+                    if batch:
+                        # The events' own bytes (without the [DONE] line), when nothing else was in the read.
+                        raw = data[:data.rfind(b"\n", 0, data.rfind(b"[DONE]")) + 1] if done else data[:end]
+                        batch.raw = raw if raw.count(b"data:") == len(batch) else None
+                        yield batch
+                    if done:
                         return
-                    if data is not None:
-                        if stats is not None:
-                            stats.saw(data)
-                        yield data
+                if rest and (chunk := _event(rest)) is not None and chunk is not _DONE:  # no final newline
+                    if stats is not None:
+                        stats.saw(chunk)
+                    yield SseBatch([chunk])
         except (aiohttp.ClientError, TimeoutError) as e:
             raise self.unavailable(e) from e

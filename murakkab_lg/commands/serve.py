@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]warning:[/] serving on {args.host} without API keys: anyone who can reach this "
                       f"port can use the engines. Pass --api-key or set ${cfg.api_keys_env}.")
     runtime = build_runtime(cfg)
-    app = create_app(runtime, cfg, api_keys=keys, close_runtime=True)
+    app = create_app(runtime, cfg, api_keys=keys, close_runtime=True, freeze_heap=True)
     console.print(f"murakkab serve: {len(runtime.deployments)} deployments ({', '.join(runtime.deployments)}), "
                   f"policy {runtime.policy.name}, objective {runtime.objective.value}, "
                   f"auth {'on' if keys else 'off'}; http://{args.host}:{args.port}/v1")

@@ -59,6 +59,8 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
+        if self._state is BreakerState.CLOSED:  # the common case, read without the lock
+            return BreakerState.CLOSED
         with self._lock:
             if self._state is BreakerState.OPEN and self._clock() >= self._open_until:
                 return BreakerState.HALF_OPEN
@@ -78,6 +80,8 @@ class CircuitBreaker:
 
     def would_allow(self) -> bool:
         """`allow()` without taking the probe (for choosing among replicas before admission)."""
+        if self._state is BreakerState.CLOSED:
+            return True
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True
@@ -87,6 +91,8 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go to this replica now? In half-open, True for exactly one probe."""
+        if self._state is BreakerState.CLOSED:
+            return True
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True
@@ -101,6 +107,8 @@ class CircuitBreaker:
             return True
 
     def success(self) -> None:
+        if self._state is BreakerState.CLOSED and not self.failures and self.last_error is None:
+            return  # nothing to reset (the common case): no lock taken
         with self._lock:
             self._state = BreakerState.CLOSED
             self.failures = self.opens = 0

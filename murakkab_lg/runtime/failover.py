@@ -45,6 +45,7 @@ from murakkab_lg.spec import Deployment, Intent, Objective, WorkflowNode
 __all__ = ("Failover", "RetryPolicy", "meets_floor", "retryable")
 
 _TRANSIENT = frozenset({429, 502, 503, 504})
+_JITTER = random.Random()  # shared: seeding a Random per call costs more than the call's own bookkeeping
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,13 +108,14 @@ class Failover:
 
     def __init__(self, deployments: Sequence[Deployment], pool: ReplicaPool,
                  admission: Callable[[Deployment], Admission], policy: RetryPolicy, *,
-                 what: str, rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 what: str | Callable[[], str], rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.deployments = list(deployments)
         self.pool = pool
         self._admission = admission
         self.policy = policy
-        self.what = what  # "node 'triage' (classify, min_quality 0.80)": for the final error
-        self._rng = rng or random.Random()
+        self._what = what  # "node 'triage' (classify, min_quality 0.80)": for the final error (or its maker)
+        self._rng = rng or _JITTER
         self._clock = clock
         self._t0 = clock()
         self.attempts = 0
@@ -145,6 +147,10 @@ class Failover:
                 return dep
             self.tried[dep.name] = self.pool.describe(dep.name)
         return None
+
+    @property
+    def what(self) -> str:
+        return self._what if isinstance(self._what, str) else self._what()
 
     def _give_up(self) -> MurakkabError:
         last = self._last

@@ -61,7 +61,7 @@ class Replica:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def takes_calls(self) -> bool:
-        return not self.draining and not self.restarting and not getattr(self.engine, "draining", False) \
+        return not self.draining and not self.restarting and not self.engine.draining \
             and self.breaker.state is not BreakerState.OPEN
 
 

@@ -90,6 +90,7 @@ class Runtime:
         self._fallback_cache: dict[tuple[Intent, str], tuple[Deployment, ...]] = {}
         self._routes: dict[tuple[str, str], str] = {}
         self._intent_routes: OrderedDict[Intent, NodeRoute] = OrderedDict()
+        self._intent_ids: dict[int, tuple[Intent, NodeRoute]] = {}
         self._lock = threading.Lock()
         self.adaptive = AdaptiveConfig() if adaptive is True else (adaptive or None)
         cfg = self.adaptive or AdaptiveConfig()
@@ -259,6 +260,9 @@ class Runtime:
 
     def _route_intent(self, intent: Intent) -> NodeRoute:
         """An unplanned call's route, planned once per distinct intent (LRU-bounded cache)."""
+        hit = self._intent_ids.get(id(intent))
+        if hit is not None and hit[0] is intent:  # the same Intent object again (servers cache theirs):
+            return hit[1]  # no hash of the whole model
         nr = self._intent_routes.get(intent)
         if nr is None:
             wf = Workflow(name=f"intent:{intent.intent}", nodes=(WorkflowNode(name=intent.intent, intent=intent),),
@@ -273,6 +277,9 @@ class Runtime:
         else:
             with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
                 self._intent_routes.move_to_end(intent)
+        if len(self._intent_ids) >= _INTENT_ROUTES:
+            self._intent_ids.clear()
+        self._intent_ids[id(intent)] = (intent, nr)  # holds `intent`, so its id is not reused meanwhile
         return nr
 
     def _pool_inflight(self, name: str) -> int:
@@ -296,6 +303,9 @@ class Runtime:
         out = {k: v for k, v in body.items() if k not in _STRIP}
         out["model"] = dep.name
         return out
+
+    def _gate_of(self, dep: Deployment) -> Admission:
+        return self._gates.get(dep.name) or self.admission(dep.name)
 
     def admission(self, name: str) -> Admission:
         """The admission gate of deployment `name` (created on first use)."""
@@ -341,7 +351,7 @@ class Runtime:
         deps = self.fallbacks(route, dep)
         if len(deps) > 1 and carries_tools(body):
             deps = self._tool_capable(deps, route)
-        return Failover(deps, self._pool, lambda d: self.admission(d.name), self.retry, what=_describe(route, dep))
+        return Failover(deps, self._pool, self._gate_of, self.retry, what=lambda: _describe(route, dep))
 
     def _tool_capable(self, deps: tuple[Deployment, ...], route: Route | None) -> tuple[Deployment, ...]:
         """A call with tools falls back only where `tool-use` also meets its floor (tool_routing.py)."""
@@ -425,11 +435,18 @@ class Runtime:
             return
 
     async def astream(self, body: Body, route: Route | None = None) -> AsyncIterator[Body]:
+        async for batch in self.astream_batches(body, route):
+            for chunk in batch:
+                yield chunk
+
+    async def astream_batches(self, body: Body, route: Route | None = None) -> AsyncIterator[list[Body]]:
+        """`astream` in the groups the engine delivered together (one list per network read), for
+        callers that forward the stream and write once per group (the HTTP server)."""
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
             async for chunk in _cascade.astream(self.astream, body, route, stages):
-                yield chunk
+                yield [chunk]
             return
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
@@ -438,9 +455,10 @@ class Runtime:
         while True:
             call = _Attempt(self.telemetry, route, await tries.abegin())
             try:
-                async for chunk in call.replica.engine.astream(call.request(req)):
-                    call.saw(chunk)
-                    yield chunk
+                async for batch in call.replica.engine.astream_batches(call.request(req)):
+                    for chunk in batch:
+                        call.saw(chunk)
+                    yield batch
             except BaseException as e:
                 call.finish(error=e)
                 tries.failed(call.try_, e)

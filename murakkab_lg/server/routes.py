@@ -3,14 +3,17 @@
 No logic lives here beyond HTTP plumbing (vLLM's api_router split), so the behaviour is tested
 once in serving.py's terms and the routes only decide status codes, headers and media types.
 
-`build_router` also returns the chat handler itself: `app.Guard` calls it directly for
-`POST /v1/chat/completions`, skipping FastAPI's router and middleware stack on the hot path
-(measured ~30 us of ~250 us CPU per request); the registered route documents the same handler
-in the OpenAPI schema and serves it when the router is mounted without the Guard.
+The chat handler is a raw ASGI callable, and `build_router` also returns it: `app.Guard` calls it
+directly for `POST /v1/chat/completions`, before FastAPI's router and middleware stack, and it
+writes the response itself (a streamed answer goes out in one write per group of chunks the
+engine delivered together, see OpenAIClient.astream_batches), because on the hot path every
+layer is paid per request or per chunk. The registered route documents the same handler in the
+OpenAPI schema and serves it when the router is mounted without the Guard.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,8 +22,8 @@ import orjson
 from fastapi import APIRouter, Request
 from openai.types import Model
 from openai.types.chat import ChatCompletion
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from murakkab_lg.server.errors import ApiError, ErrorEnvelope, api_error_from, error_response
 from murakkab_lg.server.metrics import CONTENT_TYPE_LATEST
@@ -48,37 +51,94 @@ _CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class SSEResponse(StreamingResponse):
-    """Streams a ChatResult; always closes it (frees the slot, cancels the engine) on any exit."""
-
-    def __init__(self, result: ChatResult) -> None:
-        assert result.stream is not None
-        super().__init__(result.stream, media_type="text/event-stream",
-                         headers={"cache-control": "no-cache", "x-murakkab-deployment": result.deployment})
-        self.result = result
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self.result.close()
+_JSON_TYPE = (b"content-type", b"application/json")
+_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+_DEPLOYMENT = b"x-murakkab-deployment"
+_ROUTE_PREFIX = b"x-murakkab-"
+_WATCH_AFTER_S = 0.05  # a stream watches for its client going away once it has lasted this long
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int) -> bytes:
     """The body, refusing past `limit` bytes even when no Content-Length was sent (chunked)."""
-    parts, size = [], 0
-    async for part in request.stream():
+    parts, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away before sending it all
+            raise ApiError(400, "the client disconnected before the request body was complete")
+        part = message.get("body", b"")
         size += len(part)
         if size > limit:
             raise ApiError(413, f"request body over {limit} bytes. To fix: send less, or raise "
                            "`body_limit_bytes` in the server config.", code="request_too_large")
         parts.append(part)
-    return b"".join(parts)
+        more = message.get("more_body", False)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-ChatHandler = Callable[[Request], Awaitable[Response]]
+def route_headers(scope: Scope) -> dict[str, str]:
+    """The `X-Murakkab-*` request headers (the only ones routing reads), names lower-cased."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+            if name[:11].lower() == _ROUTE_PREFIX}
+
+
+async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
+    """SSE out; the result is always closed (slot freed, engine request cancelled) on any exit.
+
+    A client that disconnects mid-stream is noticed by a task that waits on `receive`, so the
+    engine request is cancelled instead of generating for nobody. That task starts only once the
+    stream has lasted `_WATCH_AFTER_S`: started at once it cost a third of the throughput of
+    short streams (measured with benchmarks/endpoint_throughput.py), which end before any client
+    could go away, while a long generation is still cancelled within that delay.
+    """
+    assert result.stream is not None
+    task = asyncio.current_task()
+    gone = False
+    watcher: asyncio.Task[None] | None = None
+
+    async def watch() -> None:
+        nonlocal gone
+        message: Message = {"type": ""}
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        gone = True
+        if task is not None:
+            task.cancel()
+
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    timer = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, start_watching)
+    try:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_SSE_HEADERS, (_DEPLOYMENT, result.deployment.encode())]})
+        async for data in result.stream:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # cancelled from outside (shutdown), not by the watcher
+    finally:
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        await result.close()
+
+
+ChatHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
 CHAT_PATH = "/v1/chat/completions"
 STATUS_PATH = "/v1/murakkab/status"
+
+
+class _Asgi(Response):
+    """Lets a FastAPI endpoint hand the request to a raw ASGI handler."""
+
+    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        super().__init__()
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handler(scope, receive, send)
 
 
 def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
@@ -97,18 +157,26 @@ def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                      "schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}}}})
     async def chat_completions(request: Request) -> Response:
+        return _Asgi(chat)
+
+    async def chat(scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            raw = await read_body(request, limit)
-            result = await service.chat(raw, request.headers)
+            raw = await read_body(receive, limit)
+            result = await service.chat(raw, route_headers(scope))
         except Exception as e:
             err = api_error_from(e, valid_models=service.model_names())
             count(err.status)
-            return error_response(err)
+            await error_response(err)(scope, receive, send)
+            return
         count(200)
         if result.stream is not None:
-            return SSEResponse(result)
-        return Response(result.body, media_type="application/json",
-                        headers={"x-murakkab-deployment": result.deployment})
+            await send_stream(result, receive, send)
+            return
+        body = result.body or b""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [_JSON_TYPE, (b"content-length", str(len(body)).encode()),
+                                (_DEPLOYMENT, result.deployment.encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     def model_card(name: str) -> dict[str, Any]:
         return Model(id=name, object="model", created=created, owned_by="murakkab").model_dump(exclude_none=True)
@@ -145,4 +213,4 @@ def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return router, chat_completions
+    return router, chat

@@ -204,7 +204,7 @@ class ChatService:
     async def _stream(self, body: dict[str, Any], route: Route, deployment: str, include_usage: bool) -> ChatResult:
         # Always ask the engine for usage (telemetry needs it); hide it unless the client asked.
         body["stream_options"] = _ALWAYS_USAGE
-        upstream = self.runtime.astream(body, route)
+        upstream = self.runtime.astream_batches(body, route)
         released = False
 
         async def close() -> None:
@@ -226,19 +226,30 @@ class ChatService:
         return ChatResult(deployment=deployment, stream=self._sse(first, upstream, include_usage),
                           _closers=[close])
 
-    async def _sse(self, first: dict[str, Any] | None, upstream: AsyncIterator[dict[str, Any]],
+    async def _sse(self, first: list[dict[str, Any]] | None, upstream: AsyncIterator[list[dict[str, Any]]],
                    include_usage: bool) -> AsyncIterator[bytes]:
-        chunk = first
+        """One SSE write per group of chunks the engine delivered together."""
+        batch = first
         try:
-            while chunk is not None:
-                if chunk.get("usage") is not None and not include_usage:
-                    if not chunk.get("choices"):
-                        chunk = await anext(upstream, None)
-                        continue
-                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-                chunk = await anext(upstream, None)
+            while batch is not None:
+                raw = getattr(batch, "raw", None)  # the engine's own bytes (OpenAIClient.astream_batches)
+                if raw is not None and (include_usage or not any(c.get("usage") for c in batch)):
+                    out = raw
+                else:
+                    out = b"".join(_event(c, include_usage) for c in batch)
+                if out:
+                    yield out
+                batch = await anext(upstream, None)
         except Exception as e:  # the status line is gone: report in-band, as OpenAI does
             err = api_error_from(e, valid_models=self.model_names())
             yield b"data: " + err.body() + b"\n\n"
         yield _DONE
+
+
+def _event(chunk: dict[str, Any], include_usage: bool) -> bytes:
+    """One chunk as an SSE event; the usage the client did not ask for is left out (b"" if nothing is left)."""
+    if chunk.get("usage") is not None and not include_usage:
+        if not chunk.get("choices"):
+            return b""
+        chunk = {k: v for k, v in chunk.items() if k != "usage"}
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"

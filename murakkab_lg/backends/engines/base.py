@@ -25,6 +25,7 @@ class EngineAdapter(ABC):
     """One engine replica."""
 
     name: str
+    draining: bool = False  # True once an engine that can drain (vLLM) stops taking new requests
 
     @abstractmethod
     def start(self, timeout_s: float = 120.0) -> None: ...
@@ -56,6 +57,12 @@ class EngineAdapter(ABC):
     @abstractmethod
     def astream(self, body: Body) -> AsyncIterator[Body]: ...
 
+    async def astream_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+        """The async stream in the groups the engine delivered them (see OpenAIClient.astream_batches);
+        an engine that cannot tell yields one chunk per group."""
+        async for chunk in self.astream(body):
+            yield [chunk]
+
     def __enter__(self) -> EngineAdapter:
         self.start()
         return self
@@ -71,6 +78,7 @@ class HttpEngine(EngineAdapter):
     api_prefix: str = "/v1"  # where the OpenAI API sits under base_url
     api_key: str | None = None
     close_streamed_connections: bool = False  # True for servers that drop a stream's keep-alive connection
+    served_model: str | None = None  # the name the server knows the model by, when not the deployment's
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -92,17 +100,30 @@ class HttpEngine(EngineAdapter):
         """A pooled sync client on the server root, for engine-specific paths (`/health`, `/slots`)."""
         return self.api.http
 
+    def _out(self, body: Body) -> Body:
+        return body if self.served_model is None else {**body, "model": self.served_model}
+
     def complete(self, body: Body) -> Body:
-        return self.api.complete(body)
+        return self.api.complete(self._out(body))
 
     async def acomplete(self, body: Body) -> Body:
-        return await self.api.acomplete(body)
+        return await self.api.acomplete(self._out(body))
 
     def stream(self, body: Body) -> Iterator[Body]:
-        return self.api.stream(body)
+        return self.api.stream(self._out(body))
 
     def astream(self, body: Body) -> AsyncIterator[Body]:
-        return self.api.astream(body)
+        return self.api.astream(self._out(body))
+
+    def astream_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+        # A subclass that changes `astream` (tool constraints, drain counting) without saying how
+        # its batches look gets one chunk per group, so its change is never bypassed.
+        if type(self).astream is not HttpEngine.astream:
+            return EngineAdapter.astream_batches(self, body)
+        return self._api_batches(body)
+
+    def _api_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+        return self.api.astream_batches(self._out(body))
 
     def _close_clients(self) -> None:
         api, self._api = self._api, None

@@ -173,3 +173,7 @@ class LlamaCppEngine(ProcessEngine):
     def astream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         ct = self._constrained(body)
         return super().astream(body) if ct is None else ct.astream(super().astream)
+
+    def astream_batches(self, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        # A constrained tool call is held until its JSON closes: one group, as `astream` yields it.
+        return self._api_batches(body) if self._constrained(body) is None else super().astream_batches(body)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
 
-from murakkab_lg.backends.engines.base import Body, HttpEngine
+from murakkab_lg.backends.engines.base import HttpEngine
 from murakkab_lg.errors import ConfigError, EngineError, EngineStartError
 from murakkab_lg.spec import OpenAiServerSettings
 
@@ -29,6 +28,7 @@ class OpenAiServerEngine(HttpEngine):
         super().__init__(name)
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
+        self.served_model = settings.served_model
         if settings.api_key_env:
             key = os.environ.get(settings.api_key_env)
             if not key:
@@ -74,18 +74,3 @@ class OpenAiServerEngine(HttpEngine):
         except EngineError:
             return False
         return True
-
-    def _body(self, body: Body) -> Body:
-        return {**body, "model": self.settings.served_model}
-
-    def complete(self, body: Body) -> Body:
-        return self.api.complete(self._body(body))
-
-    async def acomplete(self, body: Body) -> Body:
-        return await self.api.acomplete(self._body(body))
-
-    def stream(self, body: Body) -> Iterator[Body]:
-        return self.api.stream(self._body(body))
-
-    def astream(self, body: Body) -> AsyncIterator[Body]:
-        return self.api.astream(self._body(body))

@@ -326,6 +326,14 @@ class VllmEngine(ProcessEngine):
         finally:
             self._exit()
 
+    async def astream_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+        self._enter()
+        try:
+            async for batch in self._api_batches(body):
+                yield batch
+        finally:
+            self._exit()
+
     def drain(self, timeout_s: float = 60.0) -> bool:
         """Refuse new requests and wait for those in flight; True if all finished in time."""
         with self._cond:
