@@ -6,20 +6,19 @@ the runtime serves the call with that node's planned deployment.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages import BaseMessage, convert_to_openai_messages
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict
 
-from murakkab_lg.integrations.context import route_from_metadata
+from murakkab_lg.integrations.langgraph.intercept import route_from_metadata
+from murakkab_lg.integrations.messages import ai_message, chunk_from_data, openai_tool_choice
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.spec import Intent
 from murakkab_lg.wire import Route
@@ -27,69 +26,6 @@ from murakkab_lg.wire import Route
 __all__ = ("MurakkabChat", "openai_tool_choice")
 
 Body = dict[str, Any]
-
-
-def openai_tool_choice(choice: Any) -> Any:
-    """OpenAI's tool_choice from LangChain's spellings and other providers' forms."""
-    if choice is None or choice in ("auto", "none", "required"):
-        return choice
-    if choice is True or choice == "any":
-        return "required"
-    if isinstance(choice, str):
-        return {"type": "function", "function": {"name": choice}}
-    if isinstance(choice, dict):
-        kind = choice.get("type")
-        if kind == "function":
-            return choice
-        if kind == "tool" and "name" in choice:  # Anthropic
-            return {"type": "function", "function": {"name": choice["name"]}}
-        if kind == "any":
-            return "required"
-        if kind in ("auto", "none"):
-            return kind
-    return choice
-
-
-def _ai_message(resp: Body) -> AIMessage:
-    msg = resp["choices"][0]["message"]
-    tool_calls, invalid = [], []
-    for tc in msg.get("tool_calls") or []:
-        fn = tc.get("function", {})
-        try:
-            args = json.loads(fn.get("arguments") or "{}")
-            tool_calls.append({"name": fn.get("name", ""), "args": args, "id": tc.get("id"), "type": "tool_call"})
-        except ValueError as e:
-            invalid.append({"name": fn.get("name"), "args": fn.get("arguments"), "id": tc.get("id"),
-                            "error": str(e), "type": "invalid_tool_call"})
-    usage = resp.get("usage") or {}
-    return AIMessage(
-        content=msg.get("content") or "",
-        tool_calls=tool_calls,
-        invalid_tool_calls=invalid,
-        usage_metadata={"input_tokens": usage.get("prompt_tokens", 0),
-                        "output_tokens": usage.get("completion_tokens", 0),
-                        "total_tokens": usage.get("total_tokens", 0)} if usage else None,
-        response_metadata={"model_name": resp.get("model"), "finish_reason": resp["choices"][0].get("finish_reason")},
-        id=resp.get("id"),
-    )
-
-
-def _chunk(data: Body) -> AIMessageChunk | None:
-    usage = data.get("usage")
-    meta = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
-            "total_tokens": usage.get("total_tokens", 0)} if usage else None
-    if not data.get("choices"):
-        return AIMessageChunk(content="", usage_metadata=meta) if meta else None
-    choice = data["choices"][0]
-    delta = choice.get("delta") or {}
-    chunks = [
-        tool_call_chunk(name=tc.get("function", {}).get("name"), args=tc.get("function", {}).get("arguments"),
-                        id=tc.get("id"), index=tc.get("index"))
-        for tc in delta.get("tool_calls") or []
-    ]
-    finish = choice.get("finish_reason")
-    return AIMessageChunk(content=delta.get("content") or "", tool_call_chunks=chunks, usage_metadata=meta,
-                          response_metadata={"finish_reason": finish} if finish else {}, id=data.get("id"))
 
 
 class MurakkabChat(BaseChatModel):
@@ -139,17 +75,17 @@ class MurakkabChat(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         resp = self.runtime.complete(self._body(messages, stop, kwargs), self._route(run_manager))
-        return ChatResult(generations=[ChatGeneration(message=_ai_message(resp))])
+        return ChatResult(generations=[ChatGeneration(message=ai_message(resp))])
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         resp = await self.runtime.acomplete(self._body(messages, stop, kwargs), self._route(run_manager))
-        return ChatResult(generations=[ChatGeneration(message=_ai_message(resp))])
+        return ChatResult(generations=[ChatGeneration(message=ai_message(resp))])
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         for data in self.runtime.stream(self._body(messages, stop, kwargs), self._route(run_manager)):
-            msg = _chunk(data)
+            msg = chunk_from_data(data)
             if msg is None:
                 continue
             gen = ChatGenerationChunk(message=msg)
@@ -161,7 +97,7 @@ class MurakkabChat(BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         async for data in self.runtime.astream(self._body(messages, stop, kwargs), self._route(run_manager)):
-            msg = _chunk(data)
+            msg = chunk_from_data(data)
             if msg is None:
                 continue
             gen = ChatGenerationChunk(message=msg)

@@ -56,6 +56,9 @@ class CircuitBreaker:
         self._open_until = 0.0
         self._probe_out = False
         self.last_error: str | None = None
+        # Closed with no failure since the last success: the common case, which callers on the hot
+        # path read as this attribute instead of calling in (no lock, no call).
+        self.clear = True
 
     @property
     def state(self) -> BreakerState:
@@ -107,18 +110,18 @@ class CircuitBreaker:
             return True
 
     def success(self) -> None:
-        if self._state is BreakerState.CLOSED and not self.failures and self.last_error is None:
-            return  # nothing to reset (the common case): no lock taken
         with self._lock:
             self._state = BreakerState.CLOSED
             self.failures = self.opens = 0
             self._probe_out = False
             self.last_error = None
+            self.clear = True
 
     def failure(self, error: str | None = None) -> None:
         """A failed call. Calls already in flight when it opened may still report: they are counted
         but neither reopen nor lengthen it (only a failed probe doubles the backoff)."""
         with self._lock:
+            self.clear = False
             self.failures += 1
             self.last_error = error or self.last_error
             probe_failed = self._state is BreakerState.HALF_OPEN and self._probe_out
@@ -128,6 +131,7 @@ class CircuitBreaker:
     def trip(self, error: str | None = None) -> None:
         """Open now, whatever the count (e.g. the replica's engine did not restart)."""
         with self._lock:
+            self.clear = False
             self.failures += 1
             self.last_error = error or self.last_error
             self._open()

@@ -320,7 +320,8 @@ class Failover:
 
     def succeeded(self, call: Attempt) -> None:
         self._leave()
-        call.replica.breaker.success()
+        if not call.replica.breaker.clear:
+            call.replica.breaker.success()
 
 
 def _first_line(e: BaseException) -> str:

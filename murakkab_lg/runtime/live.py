@@ -2,8 +2,10 @@
 
 Why a separate module: the plan predicts latency, tokens, calls and load from profiles and
 annotations; the router and the controller (`control.py`) need the *observed* values to notice
-when those predictions stop holding. `LiveState.record` is a Telemetry listener, so every engine
-call (from the library, wrapped graphs or the server) feeds it without timing anything twice.
+when those predictions stop holding. It follows the runtime's Telemetry (`follow`): every engine
+call (from the library, wrapped graphs or the server) feeds it without timing anything twice, and
+the records are read when the live state is asked for (a snapshot, the router's `service_s`), not
+on every call, so a runtime whose live state nobody reads (a fixed plan) pays nothing for it.
 
 Memory is bounded: per key a fixed-size ring of recent samples (`samples`), and at most
 `max_keys` nodes and workflows (least recently seen dropped first), so a server that receives
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
-from murakkab_lg.runtime.telemetry import CallRecord
+from murakkab_lg.runtime.telemetry import CallRecord, Telemetry
 
 __all__ = ("DeploymentStats", "LiveState", "NodeStats", "Snapshot", "WorkflowStats")
 
@@ -128,37 +130,55 @@ class LiveState:
         self._nodes: OrderedDict[tuple[str, str], _Node] = OrderedDict()
         self._runs: OrderedDict[str, deque] = OrderedDict()
         self.slots: dict[str, int] = {}  # deployment -> engine slots per replica, where known
+        self._source: Telemetry | None = None
+        self._mark = 0
+
+    def follow(self, telemetry: Telemetry) -> None:
+        """Take every record `telemetry` makes from now on (read when the live state is read)."""
+        self._source, self._mark = telemetry, telemetry.mark()
+
+    def _sync(self) -> None:
+        """Under the lock: take the records made since the last read, each at the time it ended."""
+        if self._source is None:
+            return
+        recs, self._mark = self._source.read(self._mark)
+        if recs:
+            mono, wall = time.monotonic(), time.time()
+            for rec in recs:
+                self._add(rec, min(mono, mono - (wall - rec.started_at - rec.latency_s)))
 
     # -- feeding ------------------------------------------------------------------------------
     def record(self, rec: CallRecord) -> None:
-        """Telemetry listener: one engine call (every try and every cascade stage is one record)."""
-        now = time.monotonic()
+        """One engine call, ended now (every try and every cascade stage is one record)."""
+        with self._lock:
+            self._add(rec, time.monotonic())
+
+    def _add(self, rec: CallRecord, now: float) -> None:
         tpot = None
         if rec.ttft_s is not None and rec.completion_tokens > 1:
             tpot = max(0.0, rec.latency_s - rec.ttft_s) / (rec.completion_tokens - 1)
-        with self._lock:
-            dep = self._deps.get(rec.deployment)
-            if dep is None:
-                dep = self._deps[rec.deployment] = _Dep(deque(maxlen=self.samples))
-            dep.samples.append((now, rec.latency_s, rec.ttft_s, tpot, rec.ok))
-            if rec.ok:
-                # service time: past the engine's slots the call also waited for its turn
-                per = self.slots.get(rec.deployment)
-                s = rec.latency_s * per / rec.concurrency if per and rec.concurrency > per else rec.latency_s
-                stale = dep.ewma is None or now - dep.last_ok > self.fresh_s
-                dep.ewma = s if stale else dep.ewma + self.alpha * (s - dep.ewma)
-                dep.last_ok = now
-            if rec.node is not None:
-                key = (rec.workflow or "", rec.node)
-                node = self._nodes.get(key)
-                if node is None:
-                    node = self._nodes[key] = _Node(deque(maxlen=self.samples))
-                    if len(self._nodes) > self.max_keys:
-                        self._nodes.popitem(last=False)
-                else:
-                    self._nodes.move_to_end(key)
-                node.samples.append((now, rec.prompt_tokens, rec.completion_tokens, rec.stage, rec.escalated,
-                                     rec.deployment, rec.ok, rec.retries, rec.check))
+        dep = self._deps.get(rec.deployment)
+        if dep is None:
+            dep = self._deps[rec.deployment] = _Dep(deque(maxlen=self.samples))
+        dep.samples.append((now, rec.latency_s, rec.ttft_s, tpot, rec.ok))
+        if rec.ok:
+            # service time: past the engine's slots the call also waited for its turn
+            per = self.slots.get(rec.deployment)
+            s = rec.latency_s * per / rec.concurrency if per and rec.concurrency > per else rec.latency_s
+            stale = dep.ewma is None or now - dep.last_ok > self.fresh_s
+            dep.ewma = s if stale else dep.ewma + self.alpha * (s - dep.ewma)
+            dep.last_ok = now
+        if rec.node is not None:
+            key = (rec.workflow or "", rec.node)
+            node = self._nodes.get(key)
+            if node is None:
+                node = self._nodes[key] = _Node(deque(maxlen=self.samples))
+                if len(self._nodes) > self.max_keys:
+                    self._nodes.popitem(last=False)
+            else:
+                self._nodes.move_to_end(key)
+            node.samples.append((now, rec.prompt_tokens, rec.completion_tokens, rec.stage, rec.escalated,
+                                 rec.deployment, rec.ok, rec.retries, rec.check))
 
     def run_started(self, workflow: str) -> None:
         """A wrapped graph run began (the per-workflow arrival rate and calls per run count these)."""
@@ -176,10 +196,14 @@ class LiveState:
     # -- the router's O(1) read -----------------------------------------------------------------
     def service_s(self, deployment: str, now: float | None = None) -> float | None:
         """The deployment's recent per-call latency (EWMA); None when it has no fresh sample."""
+        if self._source is not None:
+            with self._lock:
+                self._sync()
+        return self._ewma(deployment, time.monotonic() if now is None else now)
+
+    def _ewma(self, deployment: str, now: float) -> float | None:
         dep = self._deps.get(deployment)
-        if dep is None or dep.ewma is None:
-            return None
-        if (time.monotonic() if now is None else now) - dep.last_ok > self.fresh_s:
+        if dep is None or dep.ewma is None or now - dep.last_ok > self.fresh_s:
             return None
         return dep.ewma
 
@@ -193,8 +217,9 @@ class LiveState:
         now = time.monotonic()
         lo = now - self.window_s
         with self._lock:
+            self._sync()
             deps = {k: [s for s in d.samples if s[0] >= lo] for k, d in self._deps.items()}
-            ewma = {k: self.service_s(k, now) for k in self._deps}
+            ewma = {k: self._ewma(k, now) for k in self._deps}
             nodes = {k: [s for s in n.samples if s[0] >= lo] for k, n in self._nodes.items()}
             runs = {k: [t for t in r if t >= lo] for k, r in self._runs.items()}
             first = {k: (r[0] if r else now) for k, r in self._runs.items()}

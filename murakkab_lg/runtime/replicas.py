@@ -62,7 +62,7 @@ class Replica:
 
     def takes_calls(self) -> bool:
         return not self.draining and not self.restarting and not self.engine.draining \
-            and self.breaker.state is not BreakerState.OPEN
+            and (self.breaker.clear or self.breaker.state is not BreakerState.OPEN)
 
 
 class ReplicaPool:
@@ -135,13 +135,14 @@ class ReplicaPool:
         live = sorted((r for r in self._replicas.get(deployment.name, ()) if r.takes_calls()),
                       key=lambda r: r.inflight)
         for r in live:
-            if r.breaker.allow():  # in half-open only one caller gets the probe
+            if r.breaker.clear or r.breaker.allow():  # in half-open only one caller gets the probe
                 return r
         return None
 
     def available(self, name: str) -> bool:
         """Would `pick` find a replica now? (It does not take a half-open breaker's probe.)"""
-        return any(r.takes_calls() and r.breaker.would_allow() for r in self._replicas.get(name, ()))
+        return any(r.takes_calls() and (r.breaker.clear or r.breaker.would_allow())
+                   for r in self._replicas.get(name, ()))
 
     def describe(self, name: str) -> str:
         """Each replica's state in one line (for the error that ends a call's tries)."""

@@ -95,7 +95,7 @@ class Runtime:
         self.adaptive = AdaptiveConfig() if adaptive is True else (adaptive or None)
         cfg = self.adaptive or AdaptiveConfig()
         self.live = LiveState(window_s=cfg.window_s, fresh_s=cfg.fresh_s)
-        self.telemetry.listeners.append(self.live.record)
+        self.live.follow(self.telemetry)  # reads the records when asked, not on every call
         self.workflows: dict[str, Workflow] = {}  # the workflow each plan was made for
         self.replans: deque[ReplanEvent] = deque(maxlen=256)
         self._node_routes: dict[tuple[str, str], NodeRoute] = {}
@@ -214,7 +214,8 @@ class Runtime:
         """Route -> deployment: explicit deployment > planned node > intent > default; a `body`
         that carries tools only goes where tool-use meets the node's floor (runtime/tool_routing.py)."""
         dep = self._resolve(route)
-        if body is not None and (route is None or route.deployment is None) and carries_tools(body):
+        if body is not None and body.get("tools") and (route is None or route.deployment is None) \
+                and carries_tools(body):
             rows = [p for n in self.deployments if (p := self.profiles.get(n)) is not None]
             dep = self.deployments[route_tool_call(dep.name, route.intent if route else None, rows,
                                                    objective=self.objective, node=route.node if route else None)]
@@ -349,7 +350,7 @@ class Runtime:
 
     def _failover(self, route: Route | None, dep: Deployment, body: Body) -> Failover:
         deps = self.fallbacks(route, dep)
-        if len(deps) > 1 and carries_tools(body):
+        if len(deps) > 1 and body.get("tools") and carries_tools(body):
             deps = self._tool_capable(deps, route)
         return Failover(deps, self._pool, self._gate_of, self.retry, what=lambda: _describe(route, dep))
 

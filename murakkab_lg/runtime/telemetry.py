@@ -127,6 +127,11 @@ class Telemetry:
         with self._lock:
             return self._records[max(0, mark - self._dropped):]
 
+    def read(self, mark: int) -> tuple[list[CallRecord], int]:
+        """The records since `mark` and the mark after them, taken together (for followers)."""
+        with self._lock:
+            return self._records[max(0, mark - self._dropped):], self._dropped + len(self._records)
+
 
 class NodeSummary(BaseModel):
     """Per-node totals of a set of calls (a wrapped run's report, the demo, /metrics)."""

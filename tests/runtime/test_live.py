@@ -62,3 +62,23 @@ def test_memory_is_bounded():
         live.run_started(f"wf{i}")
     snap = live.snapshot()
     assert len(snap.nodes) == 4 and len(snap.workflows) == 4 and snap.deployments["d"].calls == 16
+
+
+def test_following_telemetry_reads_its_records_when_asked_with_their_own_times():
+    from murakkab_lg.runtime.telemetry import Telemetry
+
+    tel = Telemetry()
+    tel.record(_rec("before"))  # made before follow(): not taken
+    live = LiveState(window_s=60, fresh_s=5)
+    live.follow(tel)
+    now = time.time()
+    recent = _rec("fresh", latency=0.2).model_copy(update={"started_at": now - 0.2})
+    old = _rec("old", latency=0.2).model_copy(update={"started_at": now - 30})  # ended 30 s ago
+    tel.record(recent)
+    tel.record(old)
+    assert live.service_s("fresh") == pytest.approx(0.2)  # the router's read takes the new records
+    assert live.service_s("old") is None  # ended longer ago than fresh_s: stale, as if recorded then
+    snap = live.snapshot()
+    assert set(snap.deployments) == {"fresh", "old"} and snap.deployments["old"].calls == 1
+    tel.record(recent)
+    assert live.snapshot().deployments["fresh"].calls == 2  # each record taken once

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from murakkab_lg.integrations.context import TASKS_KEY
+from murakkab_lg.integrations.langgraph.intercept import TASKS_KEY
 
 __all__ = ("TASKS_KEY", "NodeRef", "functional_tasks", "is_builder", "is_compiled", "is_functional", "iter_nodes")
 

@@ -34,21 +34,68 @@ from langchain_core.runnables.config import var_child_runnable_config
 from pydantic import PrivateAttr
 
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.integrations.context import node_annotation, node_path
-from murakkab_lg.integrations.langgraph._convert import (
+from murakkab_lg.integrations.langgraph._targets import Target
+from murakkab_lg.integrations.messages import (
     StructuredOutput,
     chunk_from_data,
     message_from_response,
     openai_request,
 )
-from murakkab_lg.integrations.langgraph._targets import Target
 from murakkab_lg.runtime.telemetry import CallRecord
 from murakkab_lg.spec import Intent
 from murakkab_lg.wire import BODY_FIELD, Route, route_fields, route_model
 
-__all__ = ("Interceptor", "RunScope", "active_run", "install", "installed", "node_path")
+__all__ = ("ANNOTATION_KEY", "TASKS_KEY", "WORKFLOW_KEY", "Interceptor", "RunScope", "active_run", "install",
+           "installed", "node_annotation", "node_path", "route_from_metadata")
 
+# -- which node a call runs in: LangGraph copies each node's `metadata=` into the run config of the
+# task, with `langgraph_node` and `checkpoint_ns`, and child runs (a chat model invoked in the
+# node) inherit it, so the node is known from the metadata alone, without guessing from stacks.
 ANNOTATION_KEY = "murakkab"
+WORKFLOW_KEY = "murakkab_workflow"
+TASKS_KEY = "murakkab_tasks"  # on a functional-API entrypoint: task name -> its metadata
+
+
+def node_path(metadata: Mapping[str, Any]) -> str | None:
+    """`outer/inner` for a node inside a subgraph, from LangGraph's task namespace.
+
+    `langgraph_checkpoint_ns` is the task's own namespace (`research:<id>|summarize:<id>`); the
+    plain `checkpoint_ns` key in child-run metadata can be the *parent's*, so it is a fallback.
+    """
+    ns = metadata.get("langgraph_checkpoint_ns") or metadata.get("checkpoint_ns")
+    if isinstance(ns, str) and ns:
+        return "/".join(p.split(":", 1)[0] for p in ns.split("|") if p)
+    node = metadata.get("langgraph_node")
+    return node if isinstance(node, str) else None
+
+
+def node_annotation(metadata: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """(raw annotation, node path) of the node a call runs in.
+
+    A functional-API `@task` has no metadata of its own and inherits its entrypoint's, where
+    annotate() keeps the tasks' annotations under `murakkab_tasks`: a task with one is its own
+    node (`entry/task`); the calls of a task without one belong to its entrypoint.
+    """
+    path = node_path(metadata)
+    tasks = metadata.get(TASKS_KEY)
+    pushed = "__pregel_push" in (metadata.get("langgraph_triggers") or ())
+    if isinstance(tasks, Mapping) and pushed and path and "/" in path:
+        entry, _, task = path.rpartition("/")
+        own = (tasks.get(task) or {}).get(ANNOTATION_KEY)
+        return (own, path) if own is not None else (metadata.get(ANNOTATION_KEY), entry)
+    return metadata.get(ANNOTATION_KEY), path
+
+
+def route_from_metadata(metadata: Mapping[str, Any], workflow: str | None = None) -> Route | None:
+    """The Route for a call made inside an annotated node, or None outside one."""
+    raw, path = node_annotation(metadata)
+    if raw is None:
+        return None
+    intent = raw if isinstance(raw, Intent) else Intent.model_validate(raw)
+    return Route(workflow=metadata.get(WORKFLOW_KEY, workflow), node=path, intent=intent)
+
+
+# -- the patch ---------------------------------------------------------------------------------
 _ACTIVE: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar("murakkab_run", default=None)
 _LOCK = threading.RLock()
 _ORIGINALS: dict[str, Callable[..., Any]] = {}
@@ -149,7 +196,7 @@ class Interceptor:
         """The route for a call with this run metadata; None means pass through untouched."""
         raw, path = node_annotation(metadata)
         hit = self._calls.get(path)
-        if hit is not None and hit[0] is raw:
+        if hit is not None and (hit[0] is raw or hit[0] == raw):  # LangGraph copies metadata per run
             return hit[1]
         call = self._resolve(raw, path)
         self._calls[path] = (raw, call)

@@ -1,4 +1,7 @@
-"""From any LangChain chat model call to an OpenAI chat request, and back.
+"""LangChain messages and calls to OpenAI chat bodies, and OpenAI answers back to LangChain messages.
+
+One module for both ways every integration converts (the interception of any chat model, and
+MurakkabChat), so a tool call or a usage figure is mapped the same way whoever made the call.
 
 An intercepted call may come from ChatOpenAI, ChatAnthropic or any other `BaseChatModel`, each
 with its own kwargs (tools in its provider's format, structured-output bindings). The runtime only
@@ -13,14 +16,13 @@ import json
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_messages
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
-from murakkab_lg.integrations.chat import _ai_message, openai_tool_choice
-from murakkab_lg.integrations.chat import _chunk as chunk_from_data
-
-__all__ = ("StructuredOutput", "chunk_from_data", "message_from_response", "openai_request")
+__all__ = ("StructuredOutput", "ai_message", "chunk_from_data", "message_from_response", "openai_request",
+           "openai_tool_choice")
 
 Body = dict[str, Any]
 
@@ -31,6 +33,71 @@ _PASS = frozenset({
     "stream_options", "reasoning_effort", "service_tier", "metadata", "modalities", "prediction",
 })
 _LS_TO_OPENAI = (("ls_temperature", "temperature"), ("ls_max_tokens", "max_tokens"))
+
+
+def openai_tool_choice(choice: Any) -> Any:
+    """OpenAI's tool_choice from LangChain's spellings and other providers' forms."""
+    if choice is None or choice in ("auto", "none", "required"):
+        return choice
+    if choice is True or choice == "any":
+        return "required"
+    if isinstance(choice, str):
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function":
+            return choice
+        if kind == "tool" and "name" in choice:  # Anthropic
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if kind == "any":
+            return "required"
+        if kind in ("auto", "none"):
+            return kind
+    return choice
+
+
+def ai_message(resp: Body) -> AIMessage:
+    """An OpenAI chat completion as LangChain's AIMessage (tool calls parsed; bad JSON kept as invalid)."""
+    msg = resp["choices"][0]["message"]
+    tool_calls, invalid = [], []
+    for tc in msg.get("tool_calls") or []:
+        fn = tc.get("function", {})
+        try:
+            args = json.loads(fn.get("arguments") or "{}")
+            tool_calls.append({"name": fn.get("name", ""), "args": args, "id": tc.get("id"), "type": "tool_call"})
+        except ValueError as e:
+            invalid.append({"name": fn.get("name"), "args": fn.get("arguments"), "id": tc.get("id"),
+                            "error": str(e), "type": "invalid_tool_call"})
+    usage = resp.get("usage") or {}
+    return AIMessage(
+        content=msg.get("content") or "",
+        tool_calls=tool_calls,
+        invalid_tool_calls=invalid,
+        usage_metadata={"input_tokens": usage.get("prompt_tokens", 0),
+                        "output_tokens": usage.get("completion_tokens", 0),
+                        "total_tokens": usage.get("total_tokens", 0)} if usage else None,
+        response_metadata={"model_name": resp.get("model"), "finish_reason": resp["choices"][0].get("finish_reason")},
+        id=resp.get("id"),
+    )
+
+
+def chunk_from_data(data: Body) -> AIMessageChunk | None:
+    """One streamed chunk as an AIMessageChunk (None for an empty keep-alive chunk)."""
+    usage = data.get("usage")
+    meta = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0)} if usage else None
+    if not data.get("choices"):
+        return AIMessageChunk(content="", usage_metadata=meta) if meta else None
+    choice = data["choices"][0]
+    delta = choice.get("delta") or {}
+    chunks = [
+        tool_call_chunk(name=tc.get("function", {}).get("name"), args=tc.get("function", {}).get("arguments"),
+                        id=tc.get("id"), index=tc.get("index"))
+        for tc in delta.get("tool_calls") or []
+    ]
+    finish = choice.get("finish_reason")
+    return AIMessageChunk(content=delta.get("content") or "", tool_call_chunks=chunks, usage_metadata=meta,
+                          response_metadata={"finish_reason": finish} if finish else {}, id=data.get("id"))
 
 
 class StructuredOutput:
@@ -95,7 +162,7 @@ def openai_request(model: BaseChatModel, messages: list[BaseMessage], stop: list
 
 
 def message_from_response(resp: Body, structured: StructuredOutput | None) -> AIMessage:
-    msg = _ai_message(resp)
+    msg = ai_message(resp)
     if structured is not None and isinstance(msg.content, str) and msg.content:
         parsed = structured.parse(msg.content)
         if parsed is not None:
