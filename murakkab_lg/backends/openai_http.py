@@ -70,15 +70,15 @@ def _event(line: bytes | str) -> Any:
 
 
 class SseBatch(list[Any]):
-    """The chunks of one network read; `raw` holds their SSE bytes exactly as the engine sent
-    them (None when they cannot be forwarded unchanged), so a gateway that does not alter them
-    can write the bytes instead of serialising every chunk again."""
+    """The chunks of one network read, with `lines`: each chunk's `data:` line exactly as the
+    engine sent it, so a gateway that does not alter a chunk writes its bytes instead of
+    serialising it again."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("lines",)
 
-    def __init__(self, chunks: list[Any] | None = None) -> None:
-        super().__init__(chunks or ())
-        self.raw: bytes | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[bytes] = []
 
 
 class CallStats:
@@ -313,24 +313,25 @@ class OpenAIClient:
                             continue
                         chunk = _event(line)
                         if chunk is _DONE:
-                            done = True
                             break
                         if chunk is not None:
                             if stats is not None:
                                 stats.saw(chunk)
                             batch.append(chunk)
+                            batch.lines.append(line.rstrip())
                     else:
-                        done = False
+                        if batch:
+                            yield batch
+                        continue
                     if batch:
-                        # The events' own bytes (without the [DONE] line), when nothing else was in the read.
-                        raw = data[:data.rfind(b"\n", 0, data.rfind(b"[DONE]")) + 1] if done else data[:end]
-                        batch.raw = raw if raw.count(b"data:") == len(batch) else None
                         yield batch
-                    if done:
-                        return
+                    return
                 if rest and (chunk := _event(rest)) is not None and chunk is not _DONE:  # no final newline
                     if stats is not None:
                         stats.saw(chunk)
-                    yield SseBatch([chunk])
+                    batch = SseBatch()
+                    batch.append(chunk)
+                    batch.lines.append(rest.rstrip())
+                    yield batch
         except (aiohttp.ClientError, TimeoutError) as e:
             raise self.unavailable(e) from e

@@ -232,11 +232,14 @@ class ChatService:
         batch = first
         try:
             while batch is not None:
-                raw = getattr(batch, "raw", None)  # the engine's own bytes (OpenAIClient.astream_batches)
-                if raw is not None and (include_usage or not any(c.get("usage") for c in batch)):
-                    out = raw
-                else:
+                lines = getattr(batch, "lines", None)  # the engine's own bytes (OpenAIClient.astream_batches)
+                if lines is None:
                     out = b"".join(_event(c, include_usage) for c in batch)
+                elif include_usage:
+                    out = b"\n\n".join(lines) + b"\n\n"
+                else:
+                    out = b"".join(_event(c, False) if c.get("usage") is not None else line + b"\n\n"
+                                   for c, line in zip(batch, lines, strict=True))
                 if out:
                     yield out
                 batch = await anext(upstream, None)

@@ -1,6 +1,6 @@
 """`OpenAIClient.astream_batches` against a real engine process (the instant engine over TCP):
-the chunks are exactly `astream`'s, grouped by network read, and a group's `raw` bytes are the
-engine's own SSE events for those chunks, so a gateway may forward them unchanged."""
+the chunks are exactly `astream`'s, grouped by network read, and a group's `lines` are the
+engine's own `data:` lines for those chunks, so a gateway may forward them unchanged."""
 
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ def _events(raw: bytes) -> list[dict]:
     return [orjson.loads(line[5:]) for line in raw.split(b"\n") if line.startswith(b"data:")]
 
 
-async def _collect(url: str, text: str) -> tuple[list[list[dict]], list[bytes | None], list[dict]]:
+async def _collect(url: str, text: str) -> tuple[list[list[dict]], list[bytes], list[dict]]:
     client = OpenAIClient(url, who="engine 'instant'")
     try:
         batches, raws = [], []
         async for batch in client.astream_batches(_body(text)):
             batches.append(list(batch))
-            raws.append(batch.raw)
+            raws.append(b"\n\n".join(batch.lines) + b"\n\n")
         flat = [c async for c in client.astream(_body(text))]
     finally:
         await client.aclose()
@@ -55,7 +55,7 @@ def test_an_instant_answer_arrives_as_one_group_with_the_engines_bytes(engine_ur
     assert len(batches) == 1
     assert _without_ids(batches[0]) == _without_ids(flat)  # the same chunks as astream, usage last
     assert batches[0][-1]["usage"]["completion_tokens"] > 0
-    assert raws[0] is not None and b"[DONE]" not in raws[0]
+    assert b"[DONE]" not in raws[0]
     assert _events(raws[0]) == batches[0]
 
 
@@ -64,5 +64,4 @@ def test_a_slow_stream_arrives_in_several_groups_and_loses_nothing(engine_url: s
     assert len(batches) > 2
     assert _without_ids([c for b in batches for c in b]) == _without_ids(flat)
     for batch, raw in zip(batches, raws, strict=True):
-        if raw is not None:
-            assert _events(raw) == batch
+        assert _events(raw) == batch
