@@ -6,6 +6,8 @@ green run always means the real engines ran.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from murakkab_lg.catalog.models import embedded_model
@@ -34,3 +36,16 @@ def small_model() -> str:
 @pytest.fixture(scope="session")
 def large_model() -> str:
     return require_model("large")
+
+
+@pytest.fixture(scope="session")
+def instant_url() -> Iterator[str]:
+    """A real instant-engine process (murakkab_lg.testing.instant_engine) for the whole session."""
+    from murakkab_lg.testing.instant_engine import InstantEngine
+
+    engine = InstantEngine("instant")
+    engine.start(30)
+    try:
+        yield engine.base_url
+    finally:
+        engine.stop()

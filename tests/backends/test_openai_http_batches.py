@@ -5,23 +5,10 @@ engine's own `data:` lines for those chunks, so a gateway may forward them uncha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import orjson
-import pytest
 
 from murakkab_lg.backends.openai_http import OpenAIClient
-from murakkab_lg.testing.instant_engine import InstantEngine
-
-
-@pytest.fixture(scope="module")
-def engine_url() -> Iterator[str]:
-    engine = InstantEngine("instant")
-    engine.start(30)
-    try:
-        yield engine.base_url
-    finally:
-        engine.stop()
 
 
 def _body(text: str) -> dict:
@@ -50,8 +37,8 @@ def _without_ids(chunks: list[dict]) -> list[dict]:
     return [{k: v for k, v in c.items() if k not in ("id", "created")} for c in chunks]
 
 
-def test_an_instant_answer_arrives_as_one_group_with_the_engines_bytes(engine_url: str) -> None:
-    batches, raws, flat = asyncio.run(_collect(engine_url, "the invoice total is wrong"))
+def test_an_instant_answer_arrives_as_one_group_with_the_engines_bytes(instant_url: str) -> None:
+    batches, raws, flat = asyncio.run(_collect(instant_url, "the invoice total is wrong"))
     assert len(batches) == 1
     assert _without_ids(batches[0]) == _without_ids(flat)  # the same chunks as astream, usage last
     assert batches[0][-1]["usage"]["completion_tokens"] > 0
@@ -59,8 +46,8 @@ def test_an_instant_answer_arrives_as_one_group_with_the_engines_bytes(engine_ur
     assert _events(raws[0]) == batches[0]
 
 
-def test_a_slow_stream_arrives_in_several_groups_and_loses_nothing(engine_url: str) -> None:
-    batches, raws, flat = asyncio.run(_collect(engine_url, "@instant chunk_delay=0.02 words=5"))
+def test_a_slow_stream_arrives_in_several_groups_and_loses_nothing(instant_url: str) -> None:
+    batches, raws, flat = asyncio.run(_collect(instant_url, "@instant chunk_delay=0.02 words=5"))
     assert len(batches) > 2
     assert _without_ids([c for b in batches for c in b]) == _without_ids(flat)
     for batch, raw in zip(batches, raws, strict=True):

@@ -11,20 +11,9 @@ from server_support import make_runtime, serve
 
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.server import ServeConfig, create_app
-from murakkab_lg.testing.instant_engine import InstantEngine
 
 # litellm fetches its price map from the internet at import unless told to use its bundled copy.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-@pytest.fixture(scope="session")
-def instant_url() -> Iterator[str]:
-    engine = InstantEngine("instant")
-    engine.start(30)
-    try:
-        yield engine.base_url
-    finally:
-        engine.stop()
-
 
 @pytest.fixture(scope="module")
 def runtime(instant_url: str) -> Iterator[Runtime]:
