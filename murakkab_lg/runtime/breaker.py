@@ -62,8 +62,6 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        if self._state is BreakerState.CLOSED:  # the common case, read without the lock
-            return BreakerState.CLOSED
         with self._lock:
             if self._state is BreakerState.OPEN and self._clock() >= self._open_until:
                 return BreakerState.HALF_OPEN
@@ -83,8 +81,6 @@ class CircuitBreaker:
 
     def would_allow(self) -> bool:
         """`allow()` without taking the probe (for choosing among replicas before admission)."""
-        if self._state is BreakerState.CLOSED:
-            return True
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True
@@ -94,8 +90,6 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go to this replica now? In half-open, True for exactly one probe."""
-        if self._state is BreakerState.CLOSED:
-            return True
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True

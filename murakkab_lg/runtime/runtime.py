@@ -305,9 +305,6 @@ class Runtime:
         out["model"] = dep.name
         return out
 
-    def _gate_of(self, dep: Deployment) -> Admission:
-        return self._gates.get(dep.name) or self.admission(dep.name)
-
     def admission(self, name: str) -> Admission:
         """The admission gate of deployment `name` (created on first use)."""
         gate = self._gates.get(name)
@@ -352,7 +349,8 @@ class Runtime:
         deps = self.fallbacks(route, dep)
         if len(deps) > 1 and body.get("tools") and carries_tools(body):
             deps = self._tool_capable(deps, route)
-        return Failover(deps, self._pool, self._gate_of, self.retry, what=lambda: _describe(route, dep))
+        return Failover(deps, self._pool, lambda d: self.admission(d.name), self.retry,
+                        what=lambda: _describe(route, dep))
 
     def _tool_capable(self, deps: tuple[Deployment, ...], route: Route | None) -> tuple[Deployment, ...]:
         """A call with tools falls back only where `tool-use` also meets its floor (tool_routing.py)."""

@@ -124,8 +124,7 @@ class Telemetry:
             return self._dropped + len(self._records)
 
     def since(self, mark: int) -> list[CallRecord]:
-        with self._lock:
-            return self._records[max(0, mark - self._dropped):]
+        return self.read(mark)[0]
 
     def read(self, mark: int) -> tuple[list[CallRecord], int]:
         """The records since `mark` and the mark after them, taken together (for followers)."""

@@ -21,11 +21,11 @@ from pydantic import ValidationError
 
 from murakkab_lg.errors import ConfigError, UnknownIntentError
 from murakkab_lg.integrations.langgraph._graph import iter_nodes
+from murakkab_lg.integrations.langgraph.intercept import ANNOTATION_KEY
 from murakkab_lg.spec import Constraints, Intent, intent_metric, known_intents
 
 __all__ = ("ANNOTATION_KEY", "annotate", "annotations_of", "to_intent")
 
-ANNOTATION_KEY = "murakkab"
 G = TypeVar("G")
 
 _INTENT_KEYS = tuple(k for k in Intent.model_fields if k != "constraints")
