@@ -5,16 +5,31 @@ its `estimated`/`measured` label) whoever made the call, so the server subscribe
 instead of timing requests a second time. Requests that never reach an engine (rejected by
 admission control, malformed, unknown model) are counted at the HTTP layer by status code.
 
+Why plain numbers and a collector: the per-call series are updated on every request, and the chat
+endpoint is measured against a bare forwarding hop. prometheus_client's Counter and Histogram take
+a lock per update and go through several calls each (about 10-15 us per request, profiled), so the
+hot path only adds to plain per-label-set accumulators, and `collect()` turns them into metric
+families when `/metrics` is scraped, which is rare next to requests. The names, help texts, labels
+and `_created` samples are those the Counter/Histogram/Gauge objects printed before.
+
 Each server gets its own `CollectorRegistry`, so two apps in one process (tests) never share or
 double-register series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import metrics as _prometheus_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from murakkab_lg.runtime.status import RuntimeStatus
 from murakkab_lg.runtime.telemetry import CallRecord
@@ -24,35 +39,61 @@ __all__ = ("CONTENT_TYPE_LATEST", "ServerMetrics")
 _LABELS = ("intent", "node", "deployment")
 # From 1 ms (a gateway hop) to 2 minutes (a long CPU generation).
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_LE = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")  # the `le` values prometheus_client prints
+
+_Key = tuple[str, str, str]  # intent, node, deployment
 
 
-class ServerMetrics:
-    """The series one server exports; `observe` is a Telemetry listener."""
+class _Calls:
+    """One (intent, node, deployment)'s totals; histograms are per-bucket counts, made cumulative at scrape."""
+
+    __slots__ = ("completion", "created", "errors", "latency", "latency_sum", "ok", "prompt", "ttft", "ttft_sum")
+
+    def __init__(self) -> None:
+        self.ok = self.errors = self.prompt = self.completion = 0
+        self.latency = [0] * len(_LE)  # the last slot is +Inf
+        self.ttft = [0] * len(_LE)
+        self.latency_sum = self.ttft_sum = 0.0
+        self.created = time.time()
+
+
+def _created(t: float) -> float | None:
+    # prometheus_client.disable_created_metrics() (or PROMETHEUS_DISABLE_CREATED_SERIES) drops them.
+    return t if getattr(_prometheus_metrics, "_use_created", True) else None
+
+
+def _histogram(family: HistogramMetricFamily, labels: list[str], counts: list[int], total: float,
+               created: float | None) -> None:
+    family.add_metric(labels, list(zip(_LE, accumulate(counts), strict=True)), total)
+    if created is not None:
+        family.add_sample(family.name + "_created", dict(zip(_LABELS, labels, strict=True)), created)
+
+
+class ServerMetrics(Collector):
+    """The series one server exports; `observe` is a Telemetry listener, `collect` runs at scrape.
+
+    Thread-safety: Telemetry calls its listeners outside its own lock, from whatever thread made
+    the engine call (the event loop for the server, a LangGraph worker thread for a sync
+    `Runtime.complete` on the same Runtime), and `+=` is not atomic across threads, so `observe`
+    and the scrape share one uncontended lock. `response()` and the admission numbers are touched
+    only by the server's event loop (one thread), so they take none.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.calls = Counter("murakkab_engine_calls", "Engine calls by intent, node, deployment and outcome",
-                             (*_LABELS, "outcome"), registry=r)
-        self.latency = Histogram("murakkab_engine_call_latency_seconds",
-                                 "Engine call latency (request sent to last byte), successful calls",
-                                 _LABELS, buckets=_LATENCY_BUCKETS, registry=r)
-        self.ttft = Histogram("murakkab_engine_time_to_first_token_seconds",
-                              "Time to first token where the engine reports it or streams", _LABELS,
-                              buckets=_LATENCY_BUCKETS, registry=r)
-        self.tokens = Counter("murakkab_tokens", "Tokens by intent, node, deployment and kind (prompt|completion)",
-                              (*_LABELS, "kind"), registry=r)
-        self.energy = Counter("murakkab_energy_joules",
-                              "Energy attributed to calls; `label` says estimated (CPU-time model) or measured",
-                              (*_LABELS, "label"), registry=r)
-        self.http = Counter("murakkab_http_responses", "HTTP responses of the chat endpoint by status code",
-                            ("code",), registry=r)
-        self.rejected = Counter("murakkab_admission_rejected", "Requests refused with 429 by admission control",
-                                registry=r)
-        self.inflight = Gauge("murakkab_requests_inflight", "Chat requests being served", registry=r)
-        self.queued = Gauge("murakkab_requests_queued", "Chat requests waiting for a serving slot", registry=r)
-        self._series: dict[tuple[str, str, str], tuple] = {}
+        self._lock = threading.Lock()
+        self._calls: dict[_Key, _Calls] = {}
+        self._energy: dict[tuple[_Key, str], list[float]] = {}  # (key, label) -> [joules, created]
+        self._http: dict[int, int] = {}  # status -> responses
+        self._http_created: dict[int, float] = {}
+        # Admission control (serving.Admission) adds to these on the event loop.
+        self.rejected = 0
+        self.inflight = 0
+        self.queued = 0
+        self._rejected_created = time.time()
+        self.registry.register(self)
         # Live state (Runtime.status()), refreshed at each scrape: gauges over the status window.
+        r = self.registry
         self.live_status: Callable[[], RuntimeStatus] | None = None
         self.dep_inflight = Gauge("murakkab_deployment_inflight", "Calls in flight on a deployment's replicas",
                                   ("deployment",), registry=r)
@@ -67,31 +108,78 @@ class ServerMetrics:
                              ("workflow",), registry=r)
         self.replans = Gauge("murakkab_replans", "Re-plans made since the server started", ("workflow",), registry=r)
 
-    def _children(self, key: tuple[str, str, str]) -> tuple:
-        # labels() takes a lock and hashes each time; cache the children per label set.
-        got = self._series.get(key)
-        if got is None:
-            got = (self.calls.labels(*key, "ok"), self.calls.labels(*key, "error"), self.latency.labels(*key),
-                   self.ttft.labels(*key), self.tokens.labels(*key, "prompt"), self.tokens.labels(*key, "completion"))
-            self._series[key] = got
-        return got
-
     def observe(self, rec: CallRecord) -> None:
         key = (rec.intent or "", rec.node or "", rec.deployment)
-        ok, err, latency, ttft, prompt, completion = self._children(key)
-        if rec.energy_j is not None:  # failed calls burn energy too
-            self.energy.labels(*key, rec.energy_label or "estimated").inc(rec.energy_j)
-        if not rec.ok:
-            err.inc()
-            return
-        ok.inc()
-        latency.observe(rec.latency_s)
-        if rec.ttft_s is not None:
-            ttft.observe(rec.ttft_s)
-        if rec.prompt_tokens:
-            prompt.inc(rec.prompt_tokens)
-        if rec.completion_tokens:
-            completion.inc(rec.completion_tokens)
+        with self._lock:
+            s = self._calls.get(key)
+            if s is None:
+                s = self._calls[key] = _Calls()
+            if rec.energy_j is not None:  # failed calls burn energy too
+                ek = (key, rec.energy_label or "estimated")
+                e = self._energy.get(ek)
+                if e is None:
+                    e = self._energy[ek] = [0.0, time.time()]
+                e[0] += rec.energy_j
+            if not rec.ok:
+                s.errors += 1
+                return
+            s.ok += 1
+            latency = rec.latency_s
+            s.latency[bisect_left(_LATENCY_BUCKETS, latency)] += 1  # `le`: a value on a bound counts in it
+            s.latency_sum += latency
+            ttft = rec.ttft_s
+            if ttft is not None:
+                s.ttft[bisect_left(_LATENCY_BUCKETS, ttft)] += 1
+                s.ttft_sum += ttft
+            s.prompt += rec.prompt_tokens
+            s.completion += rec.completion_tokens
+
+    def response(self, status: int) -> None:
+        """Count one chat response by status code (event loop only, see the class docstring)."""
+        n = self._http.get(status)
+        if n is None:
+            self._http_created[status] = time.time()
+            n = 0
+        self._http[status] = n + 1
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:  # a consistent copy; the families are built outside the lock
+            calls = [(k, s.ok, s.errors, s.prompt, s.completion, list(s.latency), s.latency_sum, list(s.ttft),
+                      s.ttft_sum, s.created) for k, s in self._calls.items()]
+            energy = [(k, label, e[0], e[1]) for (k, label), e in self._energy.items()]
+        count = CounterMetricFamily("murakkab_engine_calls", "Engine calls by intent, node, deployment and outcome",
+                                    labels=(*_LABELS, "outcome"))
+        latency = HistogramMetricFamily("murakkab_engine_call_latency_seconds",
+                                        "Engine call latency (request sent to last byte), successful calls",
+                                        labels=_LABELS)
+        ttft = HistogramMetricFamily("murakkab_engine_time_to_first_token_seconds",
+                                     "Time to first token where the engine reports it or streams", labels=_LABELS)
+        tokens = CounterMetricFamily("murakkab_tokens",
+                                     "Tokens by intent, node, deployment and kind (prompt|completion)",
+                                     labels=(*_LABELS, "kind"))
+        for key, ok, errors, prompt, completion, lat, lat_sum, first, first_sum, t in calls:
+            labels, created = list(key), _created(t)
+            count.add_metric([*labels, "ok"], ok, created=created)
+            count.add_metric([*labels, "error"], errors, created=created)
+            _histogram(latency, labels, lat, lat_sum, created)
+            _histogram(ttft, labels, first, first_sum, created)
+            tokens.add_metric([*labels, "prompt"], prompt, created=created)
+            tokens.add_metric([*labels, "completion"], completion, created=created)
+        joules = CounterMetricFamily("murakkab_energy_joules",
+                                     "Energy attributed to calls; `label` says estimated (CPU-time model) or measured",
+                                     labels=(*_LABELS, "label"))
+        for key, label, value, t in energy:
+            joules.add_metric([*key, label], value, created=_created(t))
+        http = CounterMetricFamily("murakkab_http_responses", "HTTP responses of the chat endpoint by status code",
+                                   labels=("code",))
+        for status, n in list(self._http.items()):
+            http.add_metric([str(status)], n, created=_created(self._http_created[status]))
+        yield from (count, latency, ttft, tokens, joules, http)
+        yield CounterMetricFamily("murakkab_admission_rejected", "Requests refused with 429 by admission control",
+                                  value=self.rejected, created=_created(self._rejected_created))
+        yield GaugeMetricFamily("murakkab_requests_inflight", "Chat requests being served", value=self.inflight)
+        yield GaugeMetricFamily("murakkab_requests_queued", "Chat requests waiting for a serving slot",
+                                value=self.queued)
 
     def refresh(self, status: RuntimeStatus) -> None:
         """Set the live gauges from one status (label sets that vanished are dropped)."""

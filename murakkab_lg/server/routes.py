@@ -145,13 +145,6 @@ def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
     router = APIRouter()
     metrics = service.metrics
     limit = service.config.body_limit_bytes
-    codes: dict[int, Any] = {}
-
-    def count(status: int) -> None:
-        child = codes.get(status)
-        if child is None:
-            child = codes[status] = metrics.http.labels(str(status))
-        child.inc()
 
     @router.post(CHAT_PATH, responses=_CHAT_RESPONSES, summary="Create a chat completion",
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
@@ -165,10 +158,10 @@ def build_router(service: ChatService) -> tuple[APIRouter, ChatHandler]:
             result = await service.chat(raw, route_headers(scope))
         except Exception as e:
             err = api_error_from(e, valid_models=service.model_names())
-            count(err.status)
+            metrics.response(err.status)
             await error_response(err)(scope, receive, send)
             return
-        count(200)
+        metrics.response(200)
         if result.stream is not None:
             await send_stream(result, receive, send)
             return

@@ -52,7 +52,7 @@ class Admission:
 
     async def enter(self) -> None:
         if self.admitted >= self.capacity:
-            self.metrics.rejected.inc()
+            self.metrics.rejected += 1
             raise ApiError(
                 429, f"the server is at capacity ({self.capacity} requests admitted); retry after "
                 f"{self.retry_after} s", type="rate_limit_error", code="server_overloaded",
@@ -61,23 +61,23 @@ class Admission:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.max_inflight)
         if self._sem.locked():
-            self.metrics.queued.inc()
+            self.metrics.queued += 1
             try:
                 await self._sem.acquire()
             except BaseException:
                 self.admitted -= 1
                 raise
             finally:
-                self.metrics.queued.dec()
+                self.metrics.queued -= 1
         else:
             await self._sem.acquire()
-        self.metrics.inflight.inc()
+        self.metrics.inflight += 1
 
     def leave(self) -> None:
         assert self._sem is not None
         self._sem.release()
         self.admitted -= 1
-        self.metrics.inflight.dec()
+        self.metrics.inflight -= 1
 
 
 @dataclass
