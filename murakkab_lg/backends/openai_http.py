@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -69,16 +69,130 @@ def _event(line: bytes | str) -> Any:
     return orjson.loads(data) if data else None
 
 
-class SseBatch(list[Any]):
-    """The chunks of one network read, with `lines`: each chunk's `data:` line exactly as the
-    engine sent it, so a gateway that does not alter a chunk writes its bytes instead of
-    serialising it again."""
+class SseBatch(Sequence[Body]):
+    """The complete SSE events of one network read: `raw`, the bytes exactly as the engine sent
+    them (its closing `data: [DONE]` left out), and the chunks in them, parsed on first use.
 
-    __slots__ = ("lines",)
+    Why lazy: a gateway forwards the engine's bytes and needs only two facts from them, when the
+    first token came (`has_choices`) and the usage (`usage`); parsing every chunk with orjson was
+    the largest part of what a forwarded stream cost it. Iterating or indexing parses them all
+    (`astream`, the LangChain path, wants the chunks).
+    """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[bytes] = []
+    __slots__ = ("_chunks", "_lines", "_usage_at", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._lines: list[bytes] | None = None
+        self._chunks: list[Body] | None = None
+        self._usage_at: list[tuple[int, int, Body]] | None = None
+
+    @property
+    def lines(self) -> list[bytes]:
+        """Each event's `data:` line, without its line ending."""
+        if self._lines is None:
+            self._lines = [line.rstrip() for line in self.raw.split(b"\n") if line.startswith(b"data:")]
+        return self._lines
+
+    @property
+    def chunks(self) -> list[Body]:
+        if self._chunks is None:
+            self._chunks = [c for c in map(_event, self.lines) if c is not None and c is not _DONE]
+        return self._chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.chunks[i]
+
+    def __iter__(self) -> Iterator[Body]:
+        return iter(self.chunks)
+
+    def __repr__(self) -> str:
+        return f"SseBatch({self.raw!r})"
+
+    def has_choices(self) -> bool:
+        """Whether some chunk here carries a choice (the mark of the first token), parsing only
+        up to the first that does (almost always the first event)."""
+        if self._chunks is not None:
+            return any(c.get("choices") for c in self._chunks)
+        raw, pos = self.raw, 0
+        while pos < len(raw):
+            end = raw.find(b"\n", pos)
+            end = len(raw) if end < 0 else end
+            chunk = _event(raw[pos:end].rstrip())
+            if isinstance(chunk, dict) and chunk.get("choices"):
+                return True
+            pos = end + 1
+        return False
+
+    def _usage_events(self) -> list[tuple[int, int, Body]]:
+        """The events that carry a usage object: (start, end of their line in `raw`, chunk). Found
+        by the `"usage"` key followed by an object, so `"usage": null` costs no parse."""
+        if self._usage_at is not None:
+            return self._usage_at
+        raw, found = self.raw, []
+        i = raw.find(b'"usage"')
+        while i >= 0:
+            j = i + 7
+            while raw[j:j + 1] in (b" ", b"\t", b":"):
+                j += 1
+            if raw[j:j + 1] == b"{" and (not found or found[-1][1] < i):
+                start = raw.rfind(b"\n", 0, i) + 1
+                end = raw.find(b"\n", i)
+                end = len(raw) if end < 0 else end
+                chunk = _event(raw[start:end].rstrip())
+                if isinstance(chunk, dict) and chunk.get("usage"):
+                    found.append((start, end, chunk))
+            i = raw.find(b'"usage"', j)
+        self._usage_at = found
+        return found
+
+    def carries_usage(self) -> bool:
+        """Whether some event here carries a usage object."""
+        return bool(self._usage_events())
+
+    def usage(self) -> Body | None:
+        """The last usage object in this batch, parsing only the events that hold one."""
+        found = self._usage_events()
+        return found[-1][2]["usage"] if found else None
+
+    def replace_usage_events(self, replace: Callable[[Body], bytes]) -> bytes:
+        """`raw` with each event that carries a usage object swapped for `replace(chunk)` (which
+        may be b"" to drop it); every other byte is the engine's own."""
+        raw, out, pos = self.raw, [], 0
+        for start, end, chunk in self._usage_events():
+            stop = end + 1  # and the blank line that ends the event
+            stop += 1 if raw[stop:stop + 1] == b"\n" else 2 if raw[stop:stop + 2] == b"\r\n" else 0
+            out += (raw[pos:start], replace(chunk))
+            pos = stop
+        out.append(raw[pos:])
+        return b"".join(out)
+
+
+def _split_done(block: bytes) -> tuple[bytes, bool]:
+    """`block` up to the `data: [DONE]` event, and whether that event was in it."""
+    i = block.rfind(b"[DONE]")  # the last event of a stream, so the last match if it is here
+    if i < 0:
+        return block, False
+    start = block.rfind(b"\n", 0, i) + 1
+    if block[start:i].replace(b" ", b"") != b"data:":
+        return block, False  # "[DONE]" in some text, not the event
+    return block[:start], True
+
+
+def _events_end(data: bytes) -> int:
+    """Where the last complete event in `data` ends (after its blank line), 0 if none has.
+
+    Cut anywhere else, the bytes forwarded as they came would split an event from the blank line
+    that ends it, and a client would read the next event's data as part of this one."""
+    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+
+
+def _has_data(block: bytes) -> bool:
+    return block.startswith(b"data:") or b"\ndata:" in block
 
 
 class CallStats:
@@ -105,6 +219,15 @@ class CallStats:
             self.usage = chunk["usage"]
         if self.model is None and chunk.get("model"):
             self.model = str(chunk["model"])
+
+    def saw_batch(self, batch: SseBatch) -> None:
+        """A streamed batch arrived: `saw` for the facts the lazy batch gives without parsing it all."""
+        if self.ttft_s is None and batch.has_choices():
+            self.ttft_s = time.perf_counter() - self.t0
+        if (usage := batch.usage()) is not None:
+            self.usage = usage
+        if self.model is None and batch.lines and isinstance(first := _event(batch.lines[0]), dict):
+            self.model = str(first["model"]) if first.get("model") else None
 
     def got(self, resp: Body) -> None:
         """A whole (non-streamed) answer arrived."""
@@ -282,8 +405,9 @@ class OpenAIClient:
                 yield chunk
 
     async def astream_batches(self, body: Body, *, headers: Mapping[str, str] | None = None,
-                              stats: CallStats | None = None) -> AsyncIterator[list[Body]]:
-        """The stream as the network delivers it: each list holds the chunks of one read.
+                              stats: CallStats | None = None) -> AsyncIterator[SseBatch]:
+        """The stream as the network delivers it: each `SseBatch` holds the complete events of
+        one read, as bytes, with its chunks parsed only when asked for.
 
         Why batches: a gateway that writes each chunk to its client separately pays one syscall
         and one pass through every generator layer per chunk; forwarding what arrived together
@@ -305,33 +429,22 @@ class OpenAIClient:
                 async for data in resp.content.iter_any():
                     if rest:
                         data = rest + data
-                    end = data.rfind(b"\n") + 1
-                    rest = data[end:]  # an incomplete line waits for the next read
-                    batch = SseBatch()
-                    for line in data[:end].split(b"\n"):
-                        if not line or line == b"\r":  # the blank line that ends each event
-                            continue
-                        chunk = _event(line)
-                        if chunk is _DONE:
-                            break
-                        if chunk is not None:
-                            if stats is not None:
-                                stats.saw(chunk)
-                            batch.append(chunk)
-                            batch.lines.append(line.rstrip())
-                    else:
-                        if batch:
-                            yield batch
-                        continue
-                    if batch:
+                    end = _events_end(data)
+                    rest = data[end:]  # an incomplete event waits for the next read
+                    block, done = _split_done(data[:end])
+                    if _has_data(block):
+                        batch = SseBatch(block)
+                        if stats is not None:
+                            stats.saw_batch(batch)
                         yield batch
-                    return
-                if rest and (chunk := _event(rest)) is not None and chunk is not _DONE:  # no final newline
-                    if stats is not None:
-                        stats.saw(chunk)
-                    batch = SseBatch()
-                    batch.append(chunk)
-                    batch.lines.append(rest.rstrip())
-                    yield batch
+                    if done:
+                        return
+                if rest:  # the stream ended without a final newline
+                    block, _ = _split_done(rest + b"\n\n")
+                    if _has_data(block):
+                        batch = SseBatch(block)
+                        if stats is not None:
+                            stats.saw_batch(batch)
+                        yield batch
         except (aiohttp.ClientError, TimeoutError) as e:
             raise self.unavailable(e) from e

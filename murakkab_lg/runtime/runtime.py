@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from murakkab_lg.backends.engines import create_engine
+from murakkab_lg.backends.openai_http import SseBatch
 from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import ConfigError, RoutingError
 from murakkab_lg.policies import Candidate, PlanningProblem, Policy, get_policy
@@ -438,7 +439,7 @@ class Runtime:
             for chunk in batch:
                 yield chunk
 
-    async def astream_batches(self, body: Body, route: Route | None = None) -> AsyncIterator[list[Body]]:
+    async def astream_batches(self, body: Body, route: Route | None = None) -> AsyncIterator[Sequence[Body]]:
         """`astream` in the groups the engine delivered together (one list per network read), for
         callers that forward the stream and write once per group (the HTTP server)."""
         stages = self._cascade(route)
@@ -455,8 +456,7 @@ class Runtime:
             call = _Attempt(self.telemetry, route, await tries.abegin())
             try:
                 async for batch in call.replica.engine.astream_batches(call.request(req)):
-                    for chunk in batch:
-                        call.saw(chunk)
+                    call.saw_batch(batch)
                     yield batch
             except BaseException as e:
                 call.finish(error=e)
@@ -602,6 +602,18 @@ class _Attempt:
                 text = (c.get("delta") or {}).get("content")
                 if text:
                     self.stage.text.append(text)
+
+    def saw_batch(self, batch: Sequence[Body]) -> None:
+        """`saw` for a group of chunks; an engine's lazy `SseBatch` is asked only for what the record
+        needs (first token, usage), so a forwarded stream is not parsed for telemetry."""
+        if self.stage is not None or not isinstance(batch, SseBatch):
+            for chunk in batch:
+                self.saw(chunk)
+            return
+        self.try_.sent = True
+        if self.ttft is None and batch.has_choices():
+            self.ttft = time.perf_counter() - self.t0
+        self.usage = batch.usage() or self.usage
 
     def finish(self, *, response: Body | None = None, error: BaseException | None = None) -> None:
         rep = self.replica

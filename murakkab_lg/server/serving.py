@@ -13,13 +13,14 @@ constraints are cached, so the common `model="murakkab/<intent>"` call allocates
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from murakkab_lg.backends.openai_http import SseBatch
 from murakkab_lg.errors import ConfigError
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.server.config import ServeConfig
@@ -226,20 +227,19 @@ class ChatService:
         return ChatResult(deployment=deployment, stream=self._sse(first, upstream, include_usage),
                           _closers=[close])
 
-    async def _sse(self, first: list[dict[str, Any]] | None, upstream: AsyncIterator[list[dict[str, Any]]],
+    async def _sse(self, first: Sequence[dict[str, Any]] | None, upstream: AsyncIterator[Sequence[dict[str, Any]]],
                    include_usage: bool) -> AsyncIterator[bytes]:
-        """One SSE write per group of chunks the engine delivered together."""
+        """One SSE write per group of chunks the engine delivered together: the engine's own bytes
+        where nothing in them must change, else the group serialised again without the usage."""
         batch = first
         try:
             while batch is not None:
-                lines = getattr(batch, "lines", None)  # the engine's own bytes (OpenAIClient.astream_batches)
-                if lines is None:
+                if not isinstance(batch, SseBatch):  # an engine without raw bytes (in-process, litellm)
                     out = b"".join(_event(c, include_usage) for c in batch)
-                elif include_usage:
-                    out = b"\n\n".join(lines) + b"\n\n"
+                elif include_usage or not batch.carries_usage():
+                    out = batch.raw
                 else:
-                    out = b"".join(_event(c, False) if c.get("usage") is not None else line + b"\n\n"
-                                   for c, line in zip(batch, lines, strict=True))
+                    out = batch.replace_usage_events(_without_usage)
                 if out:
                     yield out
                 batch = await anext(upstream, None)
@@ -247,6 +247,10 @@ class ChatService:
             err = api_error_from(e, valid_models=self.model_names())
             yield b"data: " + err.body() + b"\n\n"
         yield _DONE
+
+
+def _without_usage(chunk: dict[str, Any]) -> bytes:
+    return _event(chunk, False)
 
 
 def _event(chunk: dict[str, Any], include_usage: bool) -> bytes:

@@ -9,7 +9,7 @@ SSE, pooled aiohttp for the async path) and adapters only manage what stands beh
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -57,7 +57,7 @@ class EngineAdapter(ABC):
     @abstractmethod
     def astream(self, body: Body) -> AsyncIterator[Body]: ...
 
-    async def astream_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+    async def astream_batches(self, body: Body) -> AsyncIterator[Sequence[Body]]:
         """The async stream in the groups the engine delivered them (see OpenAIClient.astream_batches);
         an engine that cannot tell yields one chunk per group."""
         async for chunk in self.astream(body):
@@ -115,14 +115,14 @@ class HttpEngine(EngineAdapter):
     def astream(self, body: Body) -> AsyncIterator[Body]:
         return self.api.astream(self._out(body))
 
-    def astream_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+    def astream_batches(self, body: Body) -> AsyncIterator[Sequence[Body]]:
         # A subclass that changes `astream` (tool constraints, drain counting) without saying how
         # its batches look gets one chunk per group, so its change is never bypassed.
         if type(self).astream is not HttpEngine.astream:
             return EngineAdapter.astream_batches(self, body)
         return self._api_batches(body)
 
-    def _api_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+    def _api_batches(self, body: Body) -> AsyncIterator[Sequence[Body]]:
         return self.api.astream_batches(self._out(body))
 
     def _close_clients(self) -> None:

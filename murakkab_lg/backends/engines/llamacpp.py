@@ -24,7 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,6 +174,6 @@ class LlamaCppEngine(ProcessEngine):
         ct = self._constrained(body)
         return super().astream(body) if ct is None else ct.astream(super().astream)
 
-    def astream_batches(self, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+    def astream_batches(self, body: dict[str, Any]) -> AsyncIterator[Sequence[dict[str, Any]]]:
         # A constrained tool call is held until its JSON closes: one group, as `astream` yields it.
         return self._api_batches(body) if self._constrained(body) is None else super().astream_batches(body)

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -326,7 +326,7 @@ class VllmEngine(ProcessEngine):
         finally:
             self._exit()
 
-    async def astream_batches(self, body: Body) -> AsyncIterator[list[Body]]:
+    async def astream_batches(self, body: Body) -> AsyncIterator[Sequence[Body]]:
         self._enter()
         try:
             async for batch in self._api_batches(body):
