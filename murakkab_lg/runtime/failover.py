@@ -110,7 +110,7 @@ class Failover:
                  admission: Callable[[Deployment], Admission], policy: RetryPolicy, *,
                  what: str | Callable[[], str], rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.deployments = list(deployments)
+        self.deployments = deployments
         self.pool = pool
         self._admission = admission
         self.policy = policy
@@ -134,7 +134,9 @@ class Failover:
         """The first deployment with a replica that may take a call now, those this call failed
         on least first (so a retry goes to a fallback rather than back to what just failed);
         None if none does. (`_pick` then waits only for a replica that is coming back.)"""
-        for dep in sorted(self.deployments, key=lambda d: self._failed_on.get(d.name, 0)):
+        order = self.deployments if not self._failed_on else \
+            sorted(self.deployments, key=lambda d: self._failed_on.get(d.name, 0))
+        for dep in order:
             if dep.name in self._gone:
                 continue
             if not self.pool.is_running(dep.name):

@@ -132,8 +132,11 @@ class ReplicaPool:
     def pick(self, deployment: Deployment) -> Replica | None:
         """The replica with the fewest calls in flight among those that take calls (not draining,
         breaker not open); None when the deployment is not started or no replica takes calls."""
-        live = sorted((r for r in self._replicas.get(deployment.name, ()) if r.takes_calls()),
-                      key=lambda r: r.inflight)
+        replicas = self._replicas.get(deployment.name, ())
+        if len(replicas) == 1:  # the usual case: no ordering to do
+            r = replicas[0]
+            return r if r.takes_calls() and (r.breaker.clear or r.breaker.allow()) else None
+        live = sorted((r for r in replicas if r.takes_calls()), key=lambda r: r.inflight)
         for r in live:
             if r.breaker.clear or r.breaker.allow():  # in half-open only one caller gets the probe
                 return r

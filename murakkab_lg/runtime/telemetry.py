@@ -12,15 +12,27 @@ import itertools
 import statistics
 import threading
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
+from typing_extensions import TypedDict
 
 __all__ = ("CallRecord", "CpuEnergyMeter", "NodeSummary", "Telemetry", "summarize")
 
 
-class CallRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class CallRecord(NamedTuple):
+    """One engine call (one try of it): who asked, what served it, what it took.
+
+    Why a NamedTuple, not a pydantic model: one is built per call on the serving path, and a
+    server keeps thousands (`telemetry_records`). `Telemetry` stores each as a plain tuple, which
+    the garbage collector stops tracking (it untracks exact tuples of plain values, not
+    subclasses), and rebuilds records when read; kept as model instances, every full collection
+    walked them all, and that set the p99 of a loaded server (benchmarks/endpoint_throughput.py).
+    It is built only from the runtime's own values, so it needs no validation; inside pydantic
+    models (`RunReport.records`) it validates from a record or a dict and serialises as an
+    object, as it always did.
+    """
 
     workflow: str | None
     node: str | None
@@ -49,6 +61,19 @@ class CallRecord(BaseModel):
     # Money, where the engine has a per-token price (hosted APIs, from litellm's price map);
     # None for self-hosted engines, whose cost is their energy and hardware.
     cost_usd: float | None = None
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        fields = TypedDict("CallRecordFields", cls.__annotations__)  # type: ignore[operator]
+        as_dict = handler.generate_schema(fields)
+        return core_schema.union_schema(
+            [core_schema.is_instance_schema(cls),
+             core_schema.chain_schema([as_dict, core_schema.no_info_plain_validator_function(lambda d: cls(**d))])],
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda r: r._asdict()),
+        )
+
+
+_as_record = CallRecord._make
 
 
 class CpuEnergyMeter:
@@ -98,7 +123,7 @@ class Telemetry:
     """
 
     def __init__(self, max_records: int | None = None) -> None:
-        self._records: list[CallRecord] = []
+        self._records: list[tuple[Any, ...]] = []  # CallRecords as plain tuples
         self._lock = threading.Lock()
         self.listeners: list[Callable[[CallRecord], None]] = []
         self.max_records = max_records
@@ -106,7 +131,7 @@ class Telemetry:
 
     def record(self, rec: CallRecord) -> None:
         with self._lock:
-            self._records.append(rec)
+            self._records.append(tuple(rec))  # untracked by the gc once collected young (CallRecord's why)
             if self.max_records is not None and len(self._records) > self.max_records:
                 # Drop in batches (a tenth of the bound) so trimming is amortised O(1) per record.
                 cut = len(self._records) - self.max_records + max(1, self.max_records // 10)
@@ -117,7 +142,8 @@ class Telemetry:
 
     def records(self) -> list[CallRecord]:
         with self._lock:
-            return list(self._records)
+            kept = list(self._records)
+        return list(map(_as_record, kept))
 
     def mark(self) -> int:
         with self._lock:
@@ -129,7 +155,8 @@ class Telemetry:
     def read(self, mark: int) -> tuple[list[CallRecord], int]:
         """The records since `mark` and the mark after them, taken together (for followers)."""
         with self._lock:
-            return self._records[max(0, mark - self._dropped):], self._dropped + len(self._records)
+            kept, end = self._records[max(0, mark - self._dropped):], self._dropped + len(self._records)
+        return list(map(_as_record, kept)), end
 
 
 class NodeSummary(BaseModel):

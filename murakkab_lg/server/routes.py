@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from murakkab_lg.server.errors import ApiError, ErrorEnvelope, api_error_from, error_response
 from murakkab_lg.server.metrics import CONTENT_TYPE_LATEST
-from murakkab_lg.server.serving import ChatResult, ChatService
+from murakkab_lg.server.serving import DONE_EVENT, ChatResult, ChatService
 
 __all__ = ("CHAT_PATH", "STATUS_PATH", "ChatHandler", "build_router")
 
@@ -91,7 +91,8 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
     could go away, while a long generation is still cancelled within that delay.
     """
     assert result.stream is not None
-    task = asyncio.current_task()
+    task = asyncio.current_task()  # (each asyncio.current_task/get_running_loop is a getpid syscall on 3.11)
+    assert task is not None
     gone = False
     watcher: asyncio.Task[None] | None = None
 
@@ -101,20 +102,19 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
         while message["type"] != "http.disconnect":
             message = await receive()
         gone = True
-        if task is not None:
-            task.cancel()
+        task.cancel()
 
     def start_watching() -> None:
         nonlocal watcher
         watcher = asyncio.ensure_future(watch())
 
-    timer = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, start_watching)
+    timer = task.get_loop().call_later(_WATCH_AFTER_S, start_watching)
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_SSE_HEADERS, (_DEPLOYMENT, result.deployment.encode())]})
         async for data in result.stream:
             await send({"type": "http.response.body", "body": data, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
     except asyncio.CancelledError:
         if not gone:
             raise  # cancelled from outside (shutdown), not by the watcher

@@ -30,9 +30,9 @@ from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
 from murakkab_lg.spec import Intent, known_intents
 from murakkab_lg.wire import BODY_FIELD, DEFAULT_MODELS, MODEL_PREFIX, Route, decode_route
 
-__all__ = ("DEFAULT_MODELS", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
+__all__ = ("DEFAULT_MODELS", "DONE_EVENT", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
 
-_DONE = b"data: [DONE]\n\n"
+DONE_EVENT = b"data: [DONE]\n\n"
 _ALWAYS_USAGE = {"include_usage": True}
 
 
@@ -83,7 +83,10 @@ class Admission:
 
 @dataclass
 class ChatResult:
-    """What the route sends: `body` (JSON), or `stream` (SSE bytes) with `close` to call at the end."""
+    """What the route sends: `body` (JSON), or `stream` (SSE bytes) with `close` to call at the end.
+
+    `stream` ends without the closing `DONE_EVENT`: the route writes that with the end of the
+    response, one write instead of two."""
 
     deployment: str
     body: bytes | None = None
@@ -230,7 +233,8 @@ class ChatService:
     async def _sse(self, first: Sequence[dict[str, Any]] | None, upstream: AsyncIterator[Sequence[dict[str, Any]]],
                    include_usage: bool) -> AsyncIterator[bytes]:
         """One SSE write per group of chunks the engine delivered together: the engine's own bytes
-        where nothing in them must change, else the group serialised again without the usage."""
+        where nothing in them must change, else the group serialised again without the usage.
+        A failure after the first group is reported in-band; the route closes with `DONE_EVENT`."""
         batch = first
         try:
             while batch is not None:
@@ -246,7 +250,6 @@ class ChatService:
         except Exception as e:  # the status line is gone: report in-band, as OpenAI does
             err = api_error_from(e, valid_models=self.model_names())
             yield b"data: " + err.body() + b"\n\n"
-        yield _DONE
 
 
 def _without_usage(chunk: dict[str, Any]) -> bytes:

@@ -61,7 +61,7 @@ def test_a_failed_run_says_so_in_the_title():
 def test_replans_and_escalations_show_in_every_view():
     from murakkab_lg.runtime.control import ReplanEvent
 
-    escalated = _rec("extract", "qwen2.5-coder-0.5b", 0.8, 1.0).model_copy(update={"escalated": True, "check": "fail"})
+    escalated = _rec("extract", "qwen2.5-coder-0.5b", 0.8, 1.0)._replace(escalated=True, check="fail")
     replan = ReplanEvent(workflow="triage", at=0.0, reasons=("extract: p50 2.1 s > slo 1.0 s",),
                          moved={"extract": ("smollm2-135m", "qwen2.5-coder-0.5b")})
     report = RunReport.build("triage", 0.0, 1.0, [escalated], replans=(replan,))

@@ -72,8 +72,8 @@ def test_following_telemetry_reads_its_records_when_asked_with_their_own_times()
     live = LiveState(window_s=60, fresh_s=5)
     live.follow(tel)
     now = time.time()
-    recent = _rec("fresh", latency=0.2).model_copy(update={"started_at": now - 0.2})
-    old = _rec("old", latency=0.2).model_copy(update={"started_at": now - 30})  # ended 30 s ago
+    recent = _rec("fresh", latency=0.2)._replace(started_at=now - 0.2)
+    old = _rec("old", latency=0.2)._replace(started_at=now - 30)  # ended 30 s ago
     tel.record(recent)
     tel.record(old)
     assert live.service_s("fresh") == pytest.approx(0.2)  # the router's read takes the new records
