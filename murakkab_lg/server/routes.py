@@ -109,11 +109,24 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
         watcher = asyncio.ensure_future(watch())
 
     timer = task.get_loop().call_later(_WATCH_AFTER_S, start_watching)
+    stream = result.stream
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_SSE_HEADERS, (_DEPLOYMENT, result.deployment.encode())]})
-        async for data in result.stream:
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+        batch = stream.first
+        while batch is not None:
+            try:
+                out = stream.render(batch)
+            except Exception as e:
+                out, batch = stream.error_event(e), None
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+            if batch is not None:
+                try:
+                    batch = await anext(stream.upstream, None)
+                except Exception as e:
+                    await send({"type": "http.response.body", "body": stream.error_event(e), "more_body": True})
+                    batch = None
         await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
     except asyncio.CancelledError:
         if not gone:
@@ -122,7 +135,7 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
         timer.cancel()
         if watcher is not None:
             watcher.cancel()
-        await result.close()
+        await stream.close()
 
 
 ChatHandler = Callable[[Scope, Receive, Send], Awaitable[None]]

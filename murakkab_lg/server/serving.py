@@ -13,8 +13,8 @@ constraints are cached, so the common `model="murakkab/<intent>"` call allocates
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,7 +30,7 @@ from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
 from murakkab_lg.spec import Intent, known_intents
 from murakkab_lg.wire import BODY_FIELD, DEFAULT_MODELS, MODEL_PREFIX, Route, decode_route
 
-__all__ = ("DEFAULT_MODELS", "DONE_EVENT", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService")
+__all__ = ("DEFAULT_MODELS", "DONE_EVENT", "MODEL_PREFIX", "Admission", "ChatResult", "ChatService", "SseStream")
 
 DONE_EVENT = b"data: [DONE]\n\n"
 _ALWAYS_USAGE = {"include_usage": True}
@@ -81,23 +81,60 @@ class Admission:
         self.metrics.inflight -= 1
 
 
+class SseStream:
+    """A streamed answer as the route writes it: each group of chunks the engine delivered
+    together as SSE bytes (`render`), a failure after the first group as an in-band error event
+    (`error_event`), and `close` (admission slot freed, engine request cancelled if still open).
+
+    Why the route drives it and no generator sits between: the route already loops over the
+    groups, and each generator layer costs, per stream, its creation, the event loop's
+    bookkeeping of it and one resumption per group.
+    """
+
+    __slots__ = ("_leave", "_service", "first", "include_usage", "upstream")
+
+    def __init__(self, service: ChatService, first: Sequence[dict[str, Any]] | None,
+                 upstream: AsyncGenerator[Sequence[dict[str, Any]], None], include_usage: bool) -> None:
+        self._service = service
+        self._leave: Any = service.admission.leave
+        self.first = first
+        self.upstream = upstream
+        self.include_usage = include_usage
+
+    def render(self, batch: Sequence[dict[str, Any]]) -> bytes:
+        """The engine's own bytes where nothing in them must change, else the group serialised
+        again without the usage the client did not ask for (b"" when nothing is left)."""
+        if not isinstance(batch, SseBatch):  # an engine without raw bytes (in-process, litellm)
+            return b"".join(_event(c, self.include_usage) for c in batch)
+        if self.include_usage or not batch.carries_usage():
+            return batch.raw
+        return batch.replace_usage_events(_without_usage)
+
+    def error_event(self, e: Exception) -> bytes:
+        """The status line is gone: the error goes in-band, as OpenAI does."""
+        err = api_error_from(e, valid_models=self._service.model_names())
+        return b"data: " + err.body() + b"\n\n"
+
+    async def close(self) -> None:
+        """Safe to call more than once."""
+        leave, self._leave = self._leave, None
+        if leave is not None:
+            leave()
+            await self.upstream.aclose()  # cancels the engine request if it is still streaming
+
+
 @dataclass
 class ChatResult:
-    """What the route sends: `body` (JSON), or `stream` (SSE bytes) with `close` to call at the end.
-
-    `stream` ends without the closing `DONE_EVENT`: the route writes that with the end of the
-    response, one write instead of two."""
+    """What the route sends: `body` (JSON), or `stream`, which ends without the closing
+    `DONE_EVENT`: the route writes that with the end of the response (one write, not two)."""
 
     deployment: str
     body: bytes | None = None
-    stream: AsyncIterator[bytes] | None = None
-    _closers: list[Any] = field(default_factory=list)
+    stream: SseStream | None = None
 
     async def close(self) -> None:
-        """Release the admission slot and the engine stream; safe to call more than once."""
-        closers, self._closers = self._closers, []
-        for fn in closers:
-            await fn()
+        if self.stream is not None:
+            await self.stream.close()
 
 
 class ChatService:
@@ -209,47 +246,17 @@ class ChatService:
         # Always ask the engine for usage (telemetry needs it); hide it unless the client asked.
         body["stream_options"] = _ALWAYS_USAGE
         upstream = self.runtime.astream_batches(body, route)
-        released = False
-
-        async def close() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.admission.leave()
-                await upstream.aclose()  # cancels the engine request if it is still streaming
-
+        stream = SseStream(self, None, upstream, include_usage)
         try:
-            first = await upstream.__anext__()  # routing and engine errors become HTTP errors here
+            stream.first = await upstream.__anext__()  # routing and engine errors become HTTP errors here
         except StopAsyncIteration:
-            first = None
+            pass
         except BaseException as e:
-            await close()
+            await stream.close()
             if isinstance(e, Exception):
                 raise api_error_from(e, valid_models=self.model_names()) from None
             raise
-        return ChatResult(deployment=deployment, stream=self._sse(first, upstream, include_usage),
-                          _closers=[close])
-
-    async def _sse(self, first: Sequence[dict[str, Any]] | None, upstream: AsyncIterator[Sequence[dict[str, Any]]],
-                   include_usage: bool) -> AsyncIterator[bytes]:
-        """One SSE write per group of chunks the engine delivered together: the engine's own bytes
-        where nothing in them must change, else the group serialised again without the usage.
-        A failure after the first group is reported in-band; the route closes with `DONE_EVENT`."""
-        batch = first
-        try:
-            while batch is not None:
-                if not isinstance(batch, SseBatch):  # an engine without raw bytes (in-process, litellm)
-                    out = b"".join(_event(c, include_usage) for c in batch)
-                elif include_usage or not batch.carries_usage():
-                    out = batch.raw
-                else:
-                    out = batch.replace_usage_events(_without_usage)
-                if out:
-                    yield out
-                batch = await anext(upstream, None)
-        except Exception as e:  # the status line is gone: report in-band, as OpenAI does
-            err = api_error_from(e, valid_models=self.model_names())
-            yield b"data: " + err.body() + b"\n\n"
+        return ChatResult(deployment=deployment, stream=stream)
 
 
 def _without_usage(chunk: dict[str, Any]) -> bytes:
