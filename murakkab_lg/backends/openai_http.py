@@ -79,10 +79,11 @@ class SseBatch(Sequence[Body]):
     (`astream`, the LangChain path, wants the chunks).
     """
 
-    __slots__ = ("_chunks", "_lines", "_usage_at", "raw")
+    __slots__ = ("_chunks", "_lines", "_usage_at", "last", "raw")
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, last: bool = False) -> None:
         self.raw = raw
+        self.last = last  # the engine ended the stream in the same read: nothing follows
         self._lines: list[bytes] | None = None
         self._chunks: list[Body] | None = None
         self._usage_at: list[tuple[int, int, Body]] | None = None
@@ -433,7 +434,7 @@ class OpenAIClient:
                     rest = data[end:]  # an incomplete event waits for the next read
                     block, done = _split_done(data[:end])
                     if _has_data(block):
-                        batch = SseBatch(block)
+                        batch = SseBatch(block, last=done)
                         if stats is not None:
                             stats.saw_batch(batch)
                         yield batch
@@ -442,7 +443,7 @@ class OpenAIClient:
                 if rest:  # the stream ended without a final newline
                     block, _ = _split_done(rest + b"\n\n")
                     if _has_data(block):
-                        batch = SseBatch(block)
+                        batch = SseBatch(block, last=True)
                         if stats is not None:
                             stats.saw_batch(batch)
                         yield batch

@@ -113,21 +113,25 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_SSE_HEADERS, (_DEPLOYMENT, result.deployment.encode())]})
-        batch = stream.first
+        batch, tail, ended = stream.first, DONE_EVENT, False
         while batch is not None:
             try:
                 out = stream.render(batch)
             except Exception as e:
                 out, batch = stream.error_event(e), None
+            if getattr(batch, "last", False):  # the engine ended in this read: one write ends the response
+                tail, ended = out + DONE_EVENT, True
+                break
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             if batch is not None:
                 try:
                     batch = await anext(stream.upstream, None)
                 except Exception as e:
-                    await send({"type": "http.response.body", "body": stream.error_event(e), "more_body": True})
-                    batch = None
-        await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
+                    tail, batch = stream.error_event(e) + DONE_EVENT, None
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        if ended:
+            await stream.finish()
     except asyncio.CancelledError:
         if not gone:
             raise  # cancelled from outside (shutdown), not by the watcher

@@ -13,6 +13,7 @@ constraints are cached, so the common `model="murakkab/<intent>"` call allocates
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = ("DEFAULT_MODELS", "DONE_EVENT", "MODEL_PREFIX", "Admission", "ChatRes
 
 DONE_EVENT = b"data: [DONE]\n\n"
 _ALWAYS_USAGE = {"include_usage": True}
+log = logging.getLogger(__name__)
 
 
 class Admission:
@@ -114,6 +116,17 @@ class SseStream:
         """The status line is gone: the error goes in-band, as OpenAI does."""
         err = api_error_from(e, valid_models=self._service.model_names())
         return b"data: " + err.body() + b"\n\n"
+
+    async def finish(self) -> None:
+        """After the last group was sent: let the runtime end the call as served (its record, the
+        breaker), which closing it early would count as a call cut short."""
+        try:
+            extra = await anext(self.upstream, None)
+        except Exception:  # the answer is complete and sent: nothing to tell the client
+            log.warning("streamed call ended with an error after its last chunk was sent", exc_info=True)
+            return
+        if extra is not None:  # cannot happen with OpenAIClient (it stops at [DONE]); said, not dropped silently
+            log.error("engine sent chunks after the end of its stream; they were not forwarded")
 
     async def close(self) -> None:
         """Safe to call more than once."""
