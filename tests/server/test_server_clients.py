@@ -7,6 +7,7 @@ deterministically; the routing comes from synthetic profiles (see conftest.QUALI
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -174,3 +175,28 @@ def test_langchain_structured_output_json_schema(base_url: str) -> None:
     assert got == Ticket(label="x", urgent=True)
     got = llm.with_structured_output(Ticket, method="function_calling").invoke("Charged twice!")
     assert got == Ticket(label="x", urgent=True)
+
+
+@pytest.mark.parametrize("text", ["hello murakkab", "@instant chunk_delay=0.02 words=5"])
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_openai_stream_ends_once_and_is_recorded_as_served(client: openai.OpenAI, runtime: Runtime, text: str,
+                                                           include_usage: bool) -> None:
+    """A short answer arrives with the engine's [DONE] in one read (the server ends the response in
+    one write), a slow one in several: either way the client sees every chunk and usage only if it
+    asked, and the call is recorded as served with its first-token time and tokens."""
+    mark = runtime.telemetry.mark()
+    opts = {"stream_options": {"include_usage": True}} if include_usage else {}
+    chunks = list(client.chat.completions.create(model="murakkab/answer", messages=[{"role": "user", "content": text}],
+                                                 stream=True, **opts))
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content.startswith("instant:") and len(content.split()) > 1
+    usage = [c.usage for c in chunks if c.usage is not None]
+    assert (len(usage), chunks[-1].usage is not None) == ((1, True) if include_usage else (0, False))
+    deadline = time.monotonic() + 5  # the record is written just after the response's last byte
+    while not runtime.telemetry.since(mark) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rec = runtime.telemetry.since(mark)[-1]
+    assert rec.ok and rec.error is None and rec.ttft_s is not None and 0 < rec.ttft_s <= rec.latency_s
+    assert rec.completion_tokens > 0
+    if include_usage:
+        assert usage[0].completion_tokens == rec.completion_tokens
