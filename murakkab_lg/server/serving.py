@@ -1,12 +1,14 @@
 """The chat endpoint's logic: parse, route, admit, call the Runtime, shape the answer.
 
-It returns values, never HTTP objects (vLLM's split): a `ChatResult` holding JSON bytes, an SSE
-byte stream, or an `ApiError`; `routes.py` turns those into Starlette responses.
+It returns values, never HTTP objects (vLLM's split): a `ChatResult` holding JSON bytes or an
+`SseStream` (the engine's groups of chunks, which the route renders and writes), or an
+`ApiError`; `routes.py` turns those into ASGI responses.
 
 Why the hot path looks the way it does: a gateway must cost far less than the engine behind it,
 so a request is parsed once with orjson, validated once with a strict pydantic model, forwarded as
-the client's own JSON (minus our field and any non-OpenAI extras), and the engine's answer is
-serialised back with orjson without building response objects. Routes and intents without
+the client's own JSON (minus our field and any non-OpenAI extras), a JSON answer is serialised
+back with orjson without building response objects, and a streamed one is forwarded as the
+engine's own bytes (only an event the client must not see is rewritten). Routes and intents without
 constraints are cached, so the common `model="murakkab/<intent>"` call allocates almost nothing.
 """
 
