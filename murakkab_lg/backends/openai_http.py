@@ -221,15 +221,6 @@ class CallStats:
         if self.model is None and chunk.get("model"):
             self.model = str(chunk["model"])
 
-    def saw_batch(self, batch: SseBatch) -> None:
-        """A streamed batch arrived: `saw` for the facts the lazy batch gives without parsing it all."""
-        if self.ttft_s is None and batch.has_choices():
-            self.ttft_s = time.perf_counter() - self.t0
-        if (usage := batch.usage()) is not None:
-            self.usage = usage
-        if self.model is None and batch.lines and isinstance(first := _event(batch.lines[0]), dict):
-            self.model = str(first["model"]) if first.get("model") else None
-
     def got(self, resp: Body) -> None:
         """A whole (non-streamed) answer arrived."""
         self.usage = resp.get("usage")
@@ -435,8 +426,9 @@ class OpenAIClient:
                     block, done = _split_done(data[:end])
                     if _has_data(block):
                         batch = SseBatch(block, last=done)
-                        if stats is not None:
-                            stats.saw_batch(batch)
+                        if stats is not None:  # its caller (astream) parses every chunk anyway
+                            for chunk in batch:
+                                stats.saw(chunk)
                         yield batch
                     if done:
                         return
@@ -444,8 +436,9 @@ class OpenAIClient:
                     block, _ = _split_done(rest + b"\n\n")
                     if _has_data(block):
                         batch = SseBatch(block, last=True)
-                        if stats is not None:
-                            stats.saw_batch(batch)
+                        if stats is not None:  # its caller (astream) parses every chunk anyway
+                            for chunk in batch:
+                                stats.saw(chunk)
                         yield batch
         except (aiohttp.ClientError, TimeoutError) as e:
             raise self.unavailable(e) from e
