@@ -192,8 +192,15 @@ def _events_end(data: bytes) -> int:
     return max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
 
 
-def _has_data(block: bytes) -> bool:
-    return block.startswith(b"data:") or b"\ndata:" in block
+def _batch(block: bytes, last: bool, stats: CallStats | None) -> SseBatch | None:
+    """The batch of one read's complete events, None when they hold no `data:` line."""
+    if not (block.startswith(b"data:") or b"\ndata:" in block):
+        return None
+    batch = SseBatch(block, last=last)
+    if stats is not None:  # its caller (astream) parses every chunk anyway
+        for chunk in batch:
+            stats.saw(chunk)
+    return batch
 
 
 class CallStats:
@@ -424,21 +431,12 @@ class OpenAIClient:
                     end = _events_end(data)
                     rest = data[end:]  # an incomplete event waits for the next read
                     block, done = _split_done(data[:end])
-                    if _has_data(block):
-                        batch = SseBatch(block, last=done)
-                        if stats is not None:  # its caller (astream) parses every chunk anyway
-                            for chunk in batch:
-                                stats.saw(chunk)
+                    if (batch := _batch(block, done, stats)) is not None:
                         yield batch
                     if done:
                         return
-                if rest:  # the stream ended without a final newline
-                    block, _ = _split_done(rest + b"\n\n")
-                    if _has_data(block):
-                        batch = SseBatch(block, last=True)
-                        if stats is not None:  # its caller (astream) parses every chunk anyway
-                            for chunk in batch:
-                                stats.saw(chunk)
-                        yield batch
+                # the stream ended without a final newline
+                if rest and (batch := _batch(_split_done(rest + b"\n\n")[0], True, stats)) is not None:
+                    yield batch
         except (aiohttp.ClientError, TimeoutError) as e:
             raise self.unavailable(e) from e
