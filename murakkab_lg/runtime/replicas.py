@@ -20,7 +20,7 @@ from murakkab_lg.backends.telemetry.energy import GpuEnergyMeter, shared_attribu
 from murakkab_lg.catalog.hardware import watts_per_core
 from murakkab_lg.errors import EngineUnavailableError
 from murakkab_lg.runtime.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from murakkab_lg.runtime.telemetry import CpuEnergyMeter
+from murakkab_lg.runtime.telemetry import NO_ENERGY_METER, CpuEnergyMeter, NoEnergyMeter
 from murakkab_lg.spec import Deployment
 
 __all__ = ("RESTART_POLICY", "Replica", "ReplicaPool")
@@ -29,10 +29,10 @@ EngineFactory = Callable[[Deployment, int], EngineAdapter]
 RESTART_POLICY = BreakerPolicy(failure_threshold=1, open_base_s=2.0, open_max_s=60.0)
 
 
-def _meter_for(engine: EngineAdapter) -> CpuEnergyMeter | GpuEnergyMeter:
+def _meter_for(engine: EngineAdapter) -> CpuEnergyMeter | GpuEnergyMeter | NoEnergyMeter:
     """The engine's own meter where it has one (a Ray replica reads NVML on its node), else measured
     energy from this host's GPU counters for an engine placed on GPUs (when NVML works), else CPU
-    time x watts per core, estimated."""
+    time x watts per core, estimated, where the engine can report its CPU time; else none (unknown)."""
     own = getattr(engine, "energy_meter", None)
     meter = own() if callable(own) else None
     if meter is not None:
@@ -42,6 +42,8 @@ def _meter_for(engine: EngineAdapter) -> CpuEnergyMeter | GpuEnergyMeter:
         attributor = shared_attributor()
         if attributor is not None:
             return attributor.meter(gpus)
+    if not engine.reports_cpu:
+        return NO_ENERGY_METER
     return CpuEnergyMeter(engine.cpu_seconds, watts_per_core())
 
 
@@ -49,7 +51,7 @@ def _meter_for(engine: EngineAdapter) -> CpuEnergyMeter | GpuEnergyMeter:
 class Replica:
     deployment: Deployment
     engine: EngineAdapter
-    meter: CpuEnergyMeter | GpuEnergyMeter
+    meter: CpuEnergyMeter | GpuEnergyMeter | NoEnergyMeter
     index: int = 0
     inflight: int = 0
     draining: bool = False  # set by ReplicaPool.drain: pick() sends it nothing new

@@ -623,25 +623,24 @@ class _Attempt:
             self.usage = response.get("usage")
             timings = response.get("timings") or {}  # llama-server reports its prompt time
             self.ttft = timings["prompt_ms"] / 1000 if "prompt_ms" in timings else None
-        usage = self.usage or {}
-        route = self.route
-        stage = self.stage
+        usage = self.usage
+        prompt = int(usage.get("prompt_tokens") or 0) if usage else 0
+        completion = int(usage.get("completion_tokens") or 0) if usage else 0
+        route, stage, try_ = self.route, self.stage, self.try_
         verdict = None if stage is None or error is not None else stage.judge(response)
         self.telemetry.record(CallRecord(
             workflow=route.workflow if route else None, node=route.node if route else None,
             intent=route.intent.intent if route and route.intent else None,
             deployment=rep.deployment.name, model=rep.deployment.model, started_at=self.wall0,
             latency_s=time.perf_counter() - self.t0, ttft_s=self.ttft,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            energy_j=energy, energy_label=getattr(rep.meter, "label", "estimated") if energy is not None else None,
+            prompt_tokens=prompt, completion_tokens=completion,
+            energy_j=energy, energy_label=rep.meter.label if energy is not None else None,
             ok=error is None, error=None if error is None else (str(error) or type(error).__name__),
-            retries=self.try_.index, fallback_from=self.try_.fallback_from, stage=stage.index if stage else 0,
+            retries=try_.index, fallback_from=try_.fallback_from, stage=stage.index if stage else 0,
             concurrency=self.concurrency,
             check=None if verdict is None else ("pass" if verdict else "fail"),
             escalated=verdict is False and not stage.last if stage else False,
-            cost_usd=rep.engine.cost_usd(int(usage.get("prompt_tokens") or 0),
-                                         int(usage.get("completion_tokens") or 0)),
+            cost_usd=rep.engine.cost_usd(prompt, completion),
         ))
 
 

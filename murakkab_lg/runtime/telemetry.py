@@ -79,6 +79,8 @@ _as_record = CallRecord._make
 class CpuEnergyMeter:
     """Attributes one engine process's CPU time to the calls in flight on it."""
 
+    label = "estimated"  # CPU time x watts per core, not a reading of a power counter
+
     def __init__(self, read_cpu_s: Callable[[], float | None], watts_per_core: float) -> None:
         self._read = read_cpu_s
         self.watts_per_core = watts_per_core
@@ -112,6 +114,23 @@ class CpuEnergyMeter:
         if cpu is None or self._last is None:
             return None
         return cpu * self.watts_per_core
+
+
+class NoEnergyMeter:
+    """The meter of an engine that can never report its CPU or GPU use (a server someone else
+    runs, a hosted API): every call's energy is unknown (None, never 0), and saying so costs the
+    call nothing (a CpuEnergyMeter would take its lock and ask for CPU time twice per call)."""
+
+    label = "unknown"
+
+    def begin(self) -> int:
+        return 0
+
+    def end(self, token: int) -> None:
+        return None
+
+
+NO_ENERGY_METER = NoEnergyMeter()
 
 
 class Telemetry:

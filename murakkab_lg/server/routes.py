@@ -81,35 +81,53 @@ def route_headers(scope: Scope) -> dict[str, str]:
             if name[:11].lower() == _ROUTE_PREFIX}
 
 
+class _DisconnectWatch:
+    """Cancels the stream's task when its client goes away, once armed and `_WATCH_AFTER_S` later.
+
+    Why armed late: a task waiting on `receive` from the start of every stream cost a third of the
+    throughput of short streams (measured with benchmarks/endpoint_throughput.py), and most short
+    streams arrive in the engine's first read and end without ever waiting for a second, so they
+    never arm it (no task lookup, no timer). A long generation waits, arms it, and is still
+    cancelled within that delay of its client leaving.
+    """
+
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._timer = task.get_loop().call_later(_WATCH_AFTER_S, self._start)
+        self._watcher: asyncio.Task[None] | None = None
+        self.gone = False
+
+    def _start(self) -> None:
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        message: Message = {"type": ""}
+        while message["type"] != "http.disconnect":
+            message = await self._receive()
+        self.gone = True
+        self._task.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
 async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
     """SSE out; the result is always closed (slot freed, engine request cancelled) on any exit.
 
-    A client that disconnects mid-stream is noticed by a task that waits on `receive`, so the
-    engine request is cancelled instead of generating for nobody. That task starts only once the
-    stream has lasted `_WATCH_AFTER_S`: started at once it cost a third of the throughput of
-    short streams (measured with benchmarks/endpoint_throughput.py), which end before any client
-    could go away, while a long generation is still cancelled within that delay.
+    A client that disconnects mid-stream is noticed (`_DisconnectWatch`) once the stream waits
+    for the engine's second read, so the engine request is cancelled instead of generating for
+    nobody.
     """
-    assert result.stream is not None
-    task = asyncio.current_task()  # (each asyncio.current_task/get_running_loop is a getpid syscall on 3.11)
-    assert task is not None
-    gone = False
-    watcher: asyncio.Task[None] | None = None
-
-    async def watch() -> None:
-        nonlocal gone
-        message: Message = {"type": ""}
-        while message["type"] != "http.disconnect":
-            message = await receive()
-        gone = True
-        task.cancel()
-
-    def start_watching() -> None:
-        nonlocal watcher
-        watcher = asyncio.ensure_future(watch())
-
-    timer = task.get_loop().call_later(_WATCH_AFTER_S, start_watching)
     stream = result.stream
+    assert stream is not None
+    watch: _DisconnectWatch | None = None
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_SSE_HEADERS, (_DEPLOYMENT, result.deployment.encode())]})
@@ -125,6 +143,8 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             if batch is not None:
+                if watch is None:
+                    watch = _DisconnectWatch(receive)
                 try:
                     batch = await anext(stream.upstream, None)
                 except Exception as e:
@@ -133,12 +153,11 @@ async def send_stream(result: ChatResult, receive: Receive, send: Send) -> None:
         if ended:
             await stream.finish()
     except asyncio.CancelledError:
-        if not gone:
-            raise  # cancelled from outside (shutdown), not by the watcher
+        if watch is None or not watch.gone:
+            raise  # cancelled from outside (shutdown), not by the watch
     finally:
-        timer.cancel()
-        if watcher is not None:
-            watcher.cancel()
+        if watch is not None:
+            watch.stop()
         await stream.close()
 
 

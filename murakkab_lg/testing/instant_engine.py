@@ -340,6 +340,10 @@ class InstantEngine(HttpEngine):
     def cpu_seconds(self) -> float | None:
         return cpu_seconds_of(self.process.pid) if self.process is not None else None
 
+    @property
+    def reports_cpu(self) -> bool:
+        return self.external is None  # attached to a server someone else started: not our process
+
     def stop(self) -> None:
         self._close_clients()
         if self.process is not None:

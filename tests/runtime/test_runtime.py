@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from murakkab_lg.catalog.profiles import ProfileStore
 from murakkab_lg.errors import PlanInfeasibleError, RoutingError
 from murakkab_lg.policies.static import StaticPolicy
 from murakkab_lg.runtime import Runtime
-from murakkab_lg.runtime.telemetry import CpuEnergyMeter, summarize
+from murakkab_lg.runtime.telemetry import NO_ENERGY_METER, CpuEnergyMeter, summarize
 from murakkab_lg.spec import ApiSettings, Deployment, Intent, Objective, Workflow, WorkflowNode
 from murakkab_lg.testing.scripted_engine import synthetic_profile
 from murakkab_lg.wire import Route
@@ -116,6 +117,26 @@ def test_energy_meter_shares_cpu_between_overlapping_calls() -> None:
     assert ea == pytest.approx(10.0 * (1.0 + 1.0))
     assert eb == pytest.approx(10.0 * (1.0 + 1.0))
     assert CpuEnergyMeter(lambda: None, 10.0).end(CpuEnergyMeter(lambda: None, 10.0).begin()) is None
+
+
+def test_engines_that_cannot_report_cpu_get_no_meter_and_unknown_energy() -> None:
+    from murakkab_lg.backends.engines.llamacpp import LlamaCppEngine
+    from murakkab_lg.backends.engines.openai_server import OpenAiServerEngine
+    from murakkab_lg.runtime.replicas import _meter_for
+    from murakkab_lg.spec import LlamaCppSettings, OpenAiServerSettings
+    from murakkab_lg.testing.instant_engine import InstantEngine
+
+    attached = OpenAiServerEngine("x", OpenAiServerSettings(base_url="http://127.0.0.1:9/v1", served_model="m"))
+    assert not attached.reports_cpu and _meter_for(attached) is NO_ENERGY_METER
+    assert not InstantEngine("i", "http://127.0.0.1:9").reports_cpu  # attached to someone else's server
+    assert InstantEngine("i").reports_cpu  # its own child process
+    own = LlamaCppEngine("l", "/nonexistent.gguf", LlamaCppSettings(), binary=Path("/nonexistent"))
+    assert own.reports_cpu and isinstance(_meter_for(own), CpuEnergyMeter)
+    # Through the runtime: a FunctionEngine reports no CPU, so its calls' energy is unknown, not 0.
+    rt, _ = _runtime()
+    rt.complete({"messages": [{"role": "user", "content": "x"}]}, Route(deployment="small"))
+    rec = rt.telemetry.records()[-1]
+    assert rec.ok and rec.energy_j is None and rec.energy_label is None
 
 
 def test_engine_killed_between_calls_is_restarted_and_call_served(tiny_model: str) -> None:

@@ -40,6 +40,12 @@ class EngineAdapter(ABC):
         """CPU time the engine has used so far, for estimated energy (None if unknown)."""
         return None
 
+    @property
+    def reports_cpu(self) -> bool:
+        """Can `cpu_seconds` ever answer? False for an engine whose process is not ours (a server
+        someone else runs, a hosted API): its calls then skip the CPU meter (energy unknown)."""
+        return type(self).cpu_seconds is not EngineAdapter.cpu_seconds
+
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         """What a call cost in money where the engine has a price (hosted APIs); None otherwise
         (a self-hosted engine's cost is its energy and hardware, not a per-token price)."""
