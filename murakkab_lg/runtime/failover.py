@@ -107,7 +107,7 @@ class Failover:
     """The state of one call's tries (see the module docstring for the loop that drives it)."""
 
     def __init__(self, deployments: Sequence[Deployment], pool: ReplicaPool,
-                 admission: Callable[[Deployment], Admission], policy: RetryPolicy, *,
+                 admission: Callable[[str], Admission], policy: RetryPolicy, *,
                  what: str | Callable[[], str], rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.deployments = deployments
@@ -200,7 +200,7 @@ class Failover:
                 time.sleep(got)
                 continue
             dep = got
-            gate = self._admission(dep)
+            gate = self._admission(dep.name)
             try:
                 gate.enter()
                 self._gate = gate
@@ -221,7 +221,7 @@ class Failover:
                 await asyncio.sleep(got)
                 continue
             dep = got
-            gate = self._admission(dep)
+            gate = self._admission(dep.name)
             try:
                 await gate.aenter()
                 self._gate = gate
@@ -255,7 +255,7 @@ class Failover:
         self._last = e
         self._gone.add(dep.name)
         if isinstance(e, OverloadedError):
-            self.tried[dep.name] = f"overloaded ({self._admission(dep).summary()})"
+            self.tried[dep.name] = f"overloaded ({self._admission(dep.name).summary()})"
         else:
             self.tried[dep.name] = f"did not start: {_first_line(e)}"
 

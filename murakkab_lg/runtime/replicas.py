@@ -146,8 +146,10 @@ class ReplicaPool:
 
     def available(self, name: str) -> bool:
         """Would `pick` find a replica now? (It does not take a half-open breaker's probe.)"""
-        return any(r.takes_calls() and (r.breaker.clear or r.breaker.would_allow())
-                   for r in self._replicas.get(name, ()))
+        for r in self._replicas.get(name, ()):  # a loop, not any(...): asked once per call
+            if r.takes_calls() and (r.breaker.clear or r.breaker.would_allow()):
+                return True
+        return False
 
     def describe(self, name: str) -> str:
         """Each replica's state in one line (for the error that ends a call's tries)."""

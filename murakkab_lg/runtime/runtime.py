@@ -350,7 +350,7 @@ class Runtime:
         deps = self.fallbacks(route, dep)
         if len(deps) > 1 and body.get("tools") and carries_tools(body):
             deps = self._tool_capable(deps, route)
-        return Failover(deps, self._pool, lambda d: self.admission(d.name), self.retry,
+        return Failover(deps, self._pool, self.admission, self.retry,
                         what=lambda: _describe(route, dep))
 
     def _tool_capable(self, deps: tuple[Deployment, ...], route: Route | None) -> tuple[Deployment, ...]:
