@@ -92,6 +92,15 @@ class Admission:
         self._queue.remove(w)
         return False
 
+    def try_enter(self) -> bool:
+        """Take a free slot now, never waiting or queueing; False when none is free (the caller
+        then goes through `enter`/`aenter`, which queue)."""
+        with self._lock:
+            if self.inflight < self.capacity and not self._queue:
+                self.inflight += 1
+                return True
+            return False
+
     def enter(self) -> None:
         """Take a slot, waiting at most `max_wait_s` (blocking: the sync path)."""
         with self._lock:

@@ -192,8 +192,27 @@ class Failover:
         self.attempts += 1
         return call
 
+    def _first(self) -> Attempt | None:
+        """The usual first try in one step: the planned deployment is running, has a free
+        admission slot and a replica that takes the call. None sends the call through the full
+        loop (start the deployment, wait for a slot, fall back), which would choose the same."""
+        dep = self.deployments[0]
+        if not self.pool.is_running(dep.name):
+            return None
+        gate = self._admission(dep.name)
+        if not gate.try_enter():
+            return None
+        rep = self.pool.pick(dep)
+        if rep is None:
+            gate.leave()
+            return None
+        self._gate = gate
+        return self._attempt(dep, rep)
+
     def begin(self) -> Attempt:
         """Block until a replica is admitted (starting its deployment if needed), or raise."""
+        if not self.attempts and (call := self._first()) is not None:
+            return call
         while True:
             got = self._pick()
             if isinstance(got, float):
@@ -215,6 +234,8 @@ class Failover:
 
     async def abegin(self) -> Attempt:
         """`begin` without blocking the event loop (engine starts run in a worker thread)."""
+        if not self.attempts and (call := self._first()) is not None:
+            return call
         while True:
             got = self._pick()
             if isinstance(got, float):

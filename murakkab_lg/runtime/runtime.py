@@ -7,11 +7,10 @@ never sees LangGraph or HTTP clients of ours.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from murakkab_lg.runtime.admission import Admission, AdmissionLimits, RequestCap
 from murakkab_lg.runtime.breaker import BreakerPolicy
 from murakkab_lg.runtime.control import AdaptiveConfig, NodeRoute, ReplanEvent
 from murakkab_lg.runtime.failover import Attempt, Failover, RetryPolicy, meets_floor
+from murakkab_lg.runtime.intent_memo import IntentMemo
 from murakkab_lg.runtime.live import LiveState
 from murakkab_lg.runtime.replicas import EngineFactory, ReplicaPool
 from murakkab_lg.runtime.status import RuntimeStatus, build_status
@@ -39,7 +39,7 @@ __all__ = ("Route", "Runtime")
 
 Body = dict[str, Any]
 _STRIP = ("murakkab",)
-_INTENT_ROUTES = 1024  # distinct (intent, constraints) routes remembered; least recently used dropped
+_INTENT_ROUTES = 1024  # distinct (intent, constraints) routes and fallbacks remembered; least recently used dropped
 log = logging.getLogger("murakkab_lg.runtime")
 
 
@@ -88,10 +88,9 @@ class Runtime:
         self.caps = caps or RequestCaps()
         self._pool = ReplicaPool(engine_factory or create_engine, start_timeout_s, breaker=breaker)
         self._gates: dict[str, Admission] = {}
-        self._fallback_cache: dict[tuple[Intent, str], tuple[Deployment, ...]] = {}
+        self._fallbacks: IntentMemo[tuple[Deployment, ...]] = IntentMemo(_INTENT_ROUTES)
         self._routes: dict[tuple[str, str], str] = {}
-        self._intent_routes: OrderedDict[Intent, NodeRoute] = OrderedDict()
-        self._intent_ids: dict[int, tuple[Intent, NodeRoute]] = {}
+        self._intent_routes: IntentMemo[NodeRoute] = IntentMemo(_INTENT_ROUTES)
         self._lock = threading.Lock()
         self.adaptive = AdaptiveConfig() if adaptive is True else (adaptive or None)
         cfg = self.adaptive or AdaptiveConfig()
@@ -196,7 +195,7 @@ class Runtime:
                 else:
                     self._stages.pop(key, None)
             self.plans[plan.workflow] = plan
-            self._fallback_cache.clear()  # deployments may have been placed anew
+            self._fallbacks.clear()  # deployments may have been placed anew
         if start:
             for d in deployments:
                 self._pool.ensure(self.deployments[d.name])
@@ -261,10 +260,7 @@ class Runtime:
         )
 
     def _route_intent(self, intent: Intent) -> NodeRoute:
-        """An unplanned call's route, planned once per distinct intent (LRU-bounded cache)."""
-        hit = self._intent_ids.get(id(intent))
-        if hit is not None and hit[0] is intent:  # the same Intent object again (servers cache theirs):
-            return hit[1]  # no hash of the whole model
+        """An unplanned call's route, planned once per distinct intent (LRU-bounded memo)."""
         nr = self._intent_routes.get(intent)
         if nr is None:
             wf = Workflow(name=f"intent:{intent.intent}", nodes=(WorkflowNode(name=intent.intent, intent=intent),),
@@ -272,16 +268,7 @@ class Runtime:
             slots = {n: control.slots_of(d) for n, d in self.deployments.items()}
             headroom = self.adaptive.headroom if self.adaptive is not None else 1.0
             nr = control.node_routes(self.plan(wf), wf, slots, headroom)[intent.intent]
-            with self._lock:
-                self._intent_routes[intent] = nr
-                if len(self._intent_routes) > _INTENT_ROUTES:
-                    self._intent_routes.popitem(last=False)
-        else:
-            with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
-                self._intent_routes.move_to_end(intent)
-        if len(self._intent_ids) >= _INTENT_ROUTES:
-            self._intent_ids.clear()
-        self._intent_ids[id(intent)] = (intent, nr)  # holds `intent`, so its id is not reused meanwhile
+            self._intent_routes.put(intent, None, nr)
         return nr
 
     def _pool_inflight(self, name: str) -> int:
@@ -335,15 +322,11 @@ class Runtime:
         intent = route.intent
         if intent is None:
             return (dep,)
-        key = (intent, dep.name)
-        got = self._fallback_cache.get(key)
+        got = self._fallbacks.get(intent, dep.name)
         if got is None:
             names = [d.name for d in meets_floor(intent, self.candidates(), self.objective)]
             got = (dep, *(self.deployments[n] for n in names if n != dep.name))
-            with self._lock:
-                if len(self._fallback_cache) >= _INTENT_ROUTES:  # distinct constraints must not grow it
-                    self._fallback_cache.clear()
-                self._fallback_cache[key] = got
+            self._fallbacks.put(intent, dep.name, got)
         return got
 
     def _failover(self, route: Route | None, dep: Deployment, body: Body) -> Failover:
