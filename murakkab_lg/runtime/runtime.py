@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from murakkab_lg.runtime.tool_routing import TOOL_USE, carries_tools, route_tool
 from murakkab_lg.spec import Deployment, Intent, Inventory, Objective, Plan, VllmSettings, Workflow, WorkflowNode
 from murakkab_lg.wire import Route
 
-__all__ = ("Route", "Runtime")
+__all__ = ("Route", "Runtime", "Served")
 
 Body = dict[str, Any]
 _STRIP = ("murakkab",)
@@ -348,17 +349,18 @@ class Runtime:
 
         return (deps[0], *(d for d in deps[1:] if ok(d)))
 
-    def complete(self, body: Body, route: Route | None = None) -> Body:
-        """One non-streaming chat completion; transient failures are retried and fall back (failover.py)."""
+    def complete(self, body: Body, route: Route | None = None, *, served: Served | None = None) -> Body:
+        """One non-streaming chat completion; transient failures are retried and fall back (failover.py).
+        `served`, if given, is told which deployment answered (a fallback, a cascade's stage)."""
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
-            return _cascade.complete(self.complete, body, route, stages)
+            return _cascade.complete(partial(self.complete, served=served), body, route, stages)
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         tries = self._failover(route, dep, body)
         while True:
-            call = _Attempt(self.telemetry, route, tries.begin())
+            call = _Attempt(self.telemetry, route, tries.begin(), served)
             try:
                 resp = call.replica.engine.complete(call.request(req))
             except BaseException as e:
@@ -370,16 +372,16 @@ class Runtime:
             tries.succeeded(call.try_)
             return resp
 
-    async def acomplete(self, body: Body, route: Route | None = None) -> Body:
+    async def acomplete(self, body: Body, route: Route | None = None, *, served: Served | None = None) -> Body:
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
-            return await _cascade.acomplete(self.acomplete, body, route, stages)
+            return await _cascade.acomplete(partial(self.acomplete, served=served), body, route, stages)
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         tries = self._failover(route, dep, body)
         while True:
-            call = _Attempt(self.telemetry, route, await tries.abegin())
+            call = _Attempt(self.telemetry, route, await tries.abegin(), served)
             try:
                 resp = await call.replica.engine.acomplete(call.request(req))
             except BaseException as e:
@@ -391,19 +393,19 @@ class Runtime:
             tries.succeeded(call.try_)
             return resp
 
-    def stream(self, body: Body, route: Route | None = None) -> Iterator[Body]:
+    def stream(self, body: Body, route: Route | None = None, *, served: Served | None = None) -> Iterator[Body]:
         """Streamed chunks; a failed engine is retried only before the first chunk (nothing repeated)."""
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
-            yield from _cascade.stream(self.stream, body, route, stages)
+            yield from _cascade.stream(partial(self.stream, served=served), body, route, stages)
             return
         dep = self.resolve(route, body)
         req = self._prepare(body, dep)
         req.setdefault("stream_options", {"include_usage": True})
         tries = self._failover(route, dep, body)
         while True:
-            call = _Attempt(self.telemetry, route, tries.begin())
+            call = _Attempt(self.telemetry, route, tries.begin(), served)
             try:
                 for chunk in call.replica.engine.stream(call.request(req)):
                     call.saw(chunk)
@@ -417,18 +419,20 @@ class Runtime:
             tries.succeeded(call.try_)
             return
 
-    async def astream(self, body: Body, route: Route | None = None) -> AsyncIterator[Body]:
-        async for batch in self.astream_batches(body, route):
+    async def astream(self, body: Body, route: Route | None = None, *,
+                      served: Served | None = None) -> AsyncIterator[Body]:
+        async for batch in self.astream_batches(body, route, served=served):
             for chunk in batch:
                 yield chunk
 
-    async def astream_batches(self, body: Body, route: Route | None = None) -> AsyncIterator[Sequence[Body]]:
+    async def astream_batches(self, body: Body, route: Route | None = None, *,
+                              served: Served | None = None) -> AsyncIterator[Sequence[Body]]:
         """`astream` in the groups the engine delivered together (one list per network read), for
         callers that forward the stream and write once per group (the HTTP server)."""
         stages = self._cascade(route)
         if stages is not None:
             assert route is not None
-            async for chunk in _cascade.astream(self.astream, body, route, stages):
+            async for chunk in _cascade.astream(partial(self.astream, served=served), body, route, stages):
                 yield [chunk]
             return
         dep = self.resolve(route, body)
@@ -436,7 +440,7 @@ class Runtime:
         req.setdefault("stream_options", {"include_usage": True})
         tries = self._failover(route, dep, body)
         while True:
-            call = _Attempt(self.telemetry, route, await tries.abegin())
+            call = _Attempt(self.telemetry, route, await tries.abegin(), served)
             try:
                 async for batch in call.replica.engine.astream_batches(call.request(req)):
                     call.saw_batch(batch)
@@ -549,6 +553,17 @@ def _describe(route: Route | None, dep: Deployment) -> str:
     return f"{who} ({route.intent.intent}" + (f", min_quality {floor:.2f})" if floor is not None else ")")
 
 
+class Served:
+    """Which deployment answered a call, for a caller that reports it (the server's
+    `X-Murakkab-Deployment`): the plan's choice is not always it (a fallback, a cascade's stage).
+    Set as each try begins, so once an answer (or its first chunk) arrives it names that try's."""
+
+    __slots__ = ("deployment",)
+
+    def __init__(self) -> None:
+        self.deployment: str | None = None
+
+
 class _Attempt:
     """One try of one call on one replica: its in-flight slot, its CPU share, its telemetry row.
 
@@ -559,8 +574,10 @@ class _Attempt:
     __slots__ = ("concurrency", "replica", "route", "stage", "t0", "telemetry", "token", "try_", "ttft", "usage",
                  "wall0")
 
-    def __init__(self, telemetry: Telemetry, route: Route | None, try_: Attempt) -> None:
+    def __init__(self, telemetry: Telemetry, route: Route | None, try_: Attempt, served: Served | None) -> None:
         self.telemetry, self.route, self.try_ = telemetry, route, try_
+        if served is not None:  # the try that answers is the last to begin: a failed one is followed by another
+            served.deployment = try_.deployment.name
         self.replica = replica = try_.replica
         self.t0, self.wall0 = time.perf_counter(), time.time()
         self.token = replica.meter.begin()

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from murakkab_lg.backends.openai_http import SseBatch
 from murakkab_lg.errors import ConfigError
-from murakkab_lg.runtime import Runtime
+from murakkab_lg.runtime import Runtime, Served
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, validation_message
 from murakkab_lg.server.metrics import ServerMetrics
@@ -143,7 +143,7 @@ class ChatResult:
     """What the route sends: `body` (JSON), or `stream`, which ends without the closing
     `DONE_EVENT`: the route writes that with the end of the response (one write, not two)."""
 
-    deployment: str
+    deployment: str  # the one that answered (runtime.Served): a fallback's name when one served
     body: bytes | None = None
     stream: SseStream | None = None
 
@@ -241,26 +241,23 @@ class ChatService:
         """One request, end to end; raises ApiError for every failure it can name."""
         data, req = self.parse(raw)
         route = self.route(data, headers)
-        try:
-            deployment = self.runtime.resolve(route).name
-        except Exception as e:
-            raise api_error_from(e, valid_models=self.model_names()) from None
         body = {k: v for k, v in data.items() if k in FORWARDED_FIELDS}
+        served = Served()  # routing errors (an unknown deployment) surface from the call itself
         await self.admission.enter()
         if req.stream:
-            return await self._stream(body, route, deployment, req.include_usage)
+            return await self._stream(body, route, served, req.include_usage)
         try:
-            resp = await self.runtime.acomplete(body, route)
+            resp = await self.runtime.acomplete(body, route, served=served)
         except Exception as e:
             raise api_error_from(e, valid_models=self.model_names()) from None
         finally:
             self.admission.leave()
-        return ChatResult(deployment=deployment, body=orjson.dumps(resp))
+        return ChatResult(deployment=served.deployment or "", body=orjson.dumps(resp))
 
-    async def _stream(self, body: dict[str, Any], route: Route, deployment: str, include_usage: bool) -> ChatResult:
+    async def _stream(self, body: dict[str, Any], route: Route, served: Served, include_usage: bool) -> ChatResult:
         # Always ask the engine for usage (telemetry needs it); hide it unless the client asked.
         body["stream_options"] = _ALWAYS_USAGE
-        upstream = self.runtime.astream_batches(body, route)
+        upstream = self.runtime.astream_batches(body, route, served=served)
         stream = SseStream(self, None, upstream, include_usage)
         try:
             stream.first = await upstream.__anext__()  # routing and engine errors become HTTP errors here
@@ -271,7 +268,7 @@ class ChatService:
             if isinstance(e, Exception):
                 raise api_error_from(e, valid_models=self.model_names()) from None
             raise
-        return ChatResult(deployment=deployment, stream=stream)
+        return ChatResult(deployment=served.deployment or "", stream=stream)
 
 
 def _without_usage(chunk: dict[str, Any]) -> bytes:

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from murakkab_lg.catalog.profiles import ProfileStore
-from murakkab_lg.runtime import Runtime
+from murakkab_lg.runtime import Runtime, Served
 from murakkab_lg.runtime.control import AdaptiveConfig
 from murakkab_lg.spec import ApiSettings, Deployment, Intent, Workflow, WorkflowNode
 from murakkab_lg.testing.scripted_engine import Reply, ScriptedServer, ServiceTime, synthetic_profile
@@ -150,9 +150,12 @@ def test_cascade_escalates_on_a_failing_check_and_records_every_stage():
         assert (plan.choice("fields").deployment, plan.choice("fields").escalation) == ("small", ("big",))
         rt.apply(plan)
         mark = rt.telemetry.mark()
-        resp = rt.complete(BODY, Route(workflow="wf", node="fields", intent=intent))
+        served, streamed = Served(), Served()
+        resp = rt.complete(BODY, Route(workflow="wf", node="fields", intent=intent), served=served)
         assert resp["choices"][0]["message"]["content"] == '{"order": 42}'
-        chunks = list(rt.stream({**BODY, "stream": True}, Route(workflow="wf", node="fields", intent=intent)))
+        chunks = list(rt.stream({**BODY, "stream": True}, Route(workflow="wf", node="fields", intent=intent),
+                                served=streamed))
+        assert served.deployment == streamed.deployment == "big"  # the stage that answered, not the plan's first
         text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
         assert text == '{"order": 42}'  # the failed stage's stream was held back, never sent
         recs = rt.telemetry.since(mark)

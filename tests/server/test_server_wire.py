@@ -37,3 +37,26 @@ def test_wire_encoded_routes_resolve_like_in_process(instant_url: str) -> None:
         r = httpx.post(url + "/v1/chat/completions", json=plain, headers=route_headers(routes[0]))
         assert r.headers["x-murakkab-deployment"] == "smart"
     rt.close()
+
+
+def test_deployment_header_names_the_fallback_that_served(instant_url: str) -> None:
+    """The planned deployment cannot start, so its fallback serves: the header must say which did."""
+    from murakkab_lg.backends.engines.llamacpp import free_port
+    from murakkab_lg.runtime import Runtime
+    from murakkab_lg.testing.instant_engine import engine_factory, instant_deployments, synthetic_profiles
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    deps = [*instant_deployments(["fast"], base_url=dead), *instant_deployments(["smart"], base_url=instant_url)]
+    rt = Runtime(deps, synthetic_profiles(deps, {"fast": {"classify": 0.6}, "smart": {"classify": 0.9}}),
+                 engine_factory=engine_factory, start_timeout_s=0.5)
+    assert rt.resolve(Route(intent=Intent("classify"))).name == "fast"  # the plan's choice
+    with serve(create_app(rt, ServeConfig(), api_keys=())) as url, httpx.Client(base_url=url) as c:
+        for stream in (False, True):
+            mark = rt.telemetry.mark()
+            body = {"model": "murakkab/classify", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            r = c.post("/v1/chat/completions", json=body)
+            assert r.status_code == 200, r.text
+            served = [rec for rec in rt.telemetry.since(mark) if rec.ok]
+            assert [rec.deployment for rec in served] == ["smart"] and served[0].fallback_from == "fast"
+            assert r.headers["x-murakkab-deployment"] == "smart"
+    rt.close()
