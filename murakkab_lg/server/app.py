@@ -28,7 +28,7 @@ from murakkab_lg.runtime import Runtime
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, error_response
 from murakkab_lg.server.metrics import ServerMetrics
-from murakkab_lg.server.protocol import ChatCompletionRequest
+from murakkab_lg.server.protocol import CHAT_REQUEST
 from murakkab_lg.server.routes import CHAT_PATH, ChatHandler, build_router
 from murakkab_lg.server.serving import DEFAULT_MODELS, ChatService
 
@@ -114,7 +114,7 @@ def _openapi(app: FastAPI, service: ChatService) -> dict[str, Any]:
     and fuzzers see the same contract the server enforces."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        schema = ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = CHAT_REQUEST.json_schema(ref_template="#/components/schemas/{model}")
         names = list(dict.fromkeys([*service.model_names(), *DEFAULT_MODELS]))
         schema["properties"]["model"] = {**schema["properties"]["model"], "enum": names,
                                          "description": "murakkab/<intent>, a deployment name, or murakkab "

@@ -5,11 +5,12 @@ It returns values, never HTTP objects (vLLM's split): a `ChatResult` holding JSO
 `ApiError`; `routes.py` turns those into ASGI responses.
 
 Why the hot path looks the way it does: a gateway must cost far less than the engine behind it,
-so a request is parsed once with orjson, validated once with a strict pydantic model, forwarded as
-the client's own JSON (minus our field and any non-OpenAI extras), a JSON answer is serialised
-back with orjson without building response objects, and a streamed one is forwarded as the
-engine's own bytes (only an event the client must not see is rewritten). Routes and intents without
-constraints are cached, so the common `model="murakkab/<intent>"` call allocates almost nothing.
+so a request is parsed once with orjson, validated once and strictly against pydantic TypedDicts
+(no objects built), forwarded as the client's own JSON (minus our field and any non-OpenAI
+extras), a JSON answer is serialised back with orjson without building response objects, and a
+streamed one is forwarded as the engine's own bytes (only an event the client must not see is
+rewritten). Routes and intents without constraints are cached, so the common
+`model="murakkab/<intent>"` call allocates almost nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from murakkab_lg.runtime import Runtime, Served
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, validation_message
 from murakkab_lg.server.metrics import ServerMetrics
-from murakkab_lg.server.protocol import FORWARDED_FIELDS, ChatCompletionRequest
+from murakkab_lg.server.protocol import CHAT_REQUEST, FORWARDED_FIELDS, include_usage
 from murakkab_lg.spec import Intent, known_intents
 from murakkab_lg.wire import BODY_FIELD, DEFAULT_MODELS, MODEL_PREFIX, Route, decode_route
 
@@ -224,7 +225,8 @@ class ChatService:
         return route
 
     # -- the endpoint -------------------------------------------------------------------------
-    def parse(self, raw: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        """The request as the client sent it, once it has passed `ChatCompletionRequest` (strict)."""
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
@@ -232,20 +234,21 @@ class ChatService:
         if not isinstance(data, dict):
             raise ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
         try:
-            return data, ChatCompletionRequest.model_validate(data, strict=True)
+            CHAT_REQUEST.validate_python(data, strict=True)
         except ValidationError as e:
             msg, param = validation_message(e)
             raise ApiError(400, msg, param=param) from None
+        return data
 
     async def chat(self, raw: bytes, headers: Mapping[str, str]) -> ChatResult:
         """One request, end to end; raises ApiError for every failure it can name."""
-        data, req = self.parse(raw)
+        data = self.parse(raw)
         route = self.route(data, headers)
         body = {k: v for k, v in data.items() if k in FORWARDED_FIELDS}
         served = Served()  # routing errors (an unknown deployment) surface from the call itself
         await self.admission.enter()
-        if req.stream:
-            return await self._stream(body, route, served, req.include_usage)
+        if data.get("stream"):
+            return await self._stream(body, route, served, include_usage(data))
         try:
             resp = await self.runtime.acomplete(body, route, served=served)
         except Exception as e:
