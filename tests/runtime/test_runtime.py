@@ -238,3 +238,19 @@ def test_plan_passes_the_runtime_inventory_to_the_policy() -> None:
     assert rt.plan(loose).choice("n").deployment == "llama-1b"
     free = Runtime(deps, ProfileStore(rows, "synthetic"), policy="milp")  # no inventory: unconstrained
     assert free.plan(strict).choice("n").deployment == "llama-70b"
+
+
+def test_a_call_record_holds_each_value_under_its_own_name() -> None:
+    """The runtime builds records positionally (runtime._Attempt.finish): every field lands by name."""
+    rt, _ = _runtime()
+    t0 = time.time()
+    rt.complete({"messages": [{"role": "user", "content": "x"}]},
+                Route(workflow="wf", node="n", intent=Intent("classify", min_quality=0.8)))
+    rec = rt.telemetry.records()[-1]
+    assert rec._asdict() == {
+        "workflow": "wf", "node": "n", "intent": "classify", "deployment": "medium", "model": "medium",
+        "started_at": rec.started_at, "latency_s": rec.latency_s, "ttft_s": None,
+        "prompt_tokens": 3, "completion_tokens": 2, "energy_j": None, "energy_label": None,
+        "ok": True, "error": None, "retries": 0, "fallback_from": None, "stage": 0, "check": None,
+        "escalated": False, "concurrency": 1, "cost_usd": None}
+    assert t0 <= rec.started_at <= time.time() and 0 < rec.latency_s < 5

@@ -85,6 +85,7 @@ class HttpEngine(EngineAdapter):
     api_key: str | None = None
     close_streamed_connections: bool = False  # True for servers that drop a stream's keep-alive connection
     served_model: str | None = None  # the name the server knows the model by, when not the deployment's
+    _api_for: str = ""  # the base_url that `api` was built for
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -94,11 +95,12 @@ class HttpEngine(EngineAdapter):
     def api(self) -> OpenAIClient:
         """The client for the current `base_url` (rebuilt when a restart moves the engine)."""
         api = self._api
-        if api is None or api.base_url != self.base_url.rstrip("/"):
+        if api is None or self._api_for != self.base_url:  # asked on every call: compared, not normalised
             if api is not None:
                 api.close()
             api = self._api = OpenAIClient(self.base_url, who=f"engine {self.name!r}", prefix=self.api_prefix,
                                            api_key=self.api_key, close_streams=self.close_streamed_connections)
+            self._api_for = self.base_url
         return api
 
     @property
