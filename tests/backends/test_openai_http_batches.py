@@ -100,3 +100,12 @@ def test_a_read_that_ends_inside_an_event_keeps_it_for_the_next_read() -> None:
     assert _events_end(raw[:first_end - 1]) == 0  # the data line without its blank line: not complete
     assert _events_end(raw[:first_end]) == first_end
     assert _events_end(raw[:first_end + 10]) == first_end
+
+
+def test_first_token_is_read_from_the_bytes_and_text_cannot_fake_it() -> None:
+    usage_only = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    fake = {"choices": [], "note": 'he said "choices": [1] and "choices":[{"index": 0}]'}
+    assert not SseBatch(_stream(usage_only, spaced=True)).has_choices()
+    assert not SseBatch(_stream(fake)).has_choices()  # the quotes inside a string are escaped
+    assert SseBatch(_stream(fake, _ROLE, sep=b"\r\n", spaced=True)).has_choices()
+    assert SseBatch(b'data: {"choices" :\t[ {"index": 0}]}\n\n').has_choices()  # any JSON spacing
