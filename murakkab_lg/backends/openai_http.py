@@ -276,6 +276,7 @@ class OpenAIClient:
         self._http: httpx.Client | None = None
         self._session: aiohttp.ClientSession | None = None
         self._post_headers = {**_JSON, **self.headers}
+        self._stream_headers = {**self._post_headers, **self._stream_extra}
 
     # -- connections --------------------------------------------------------------------------
     @property
@@ -412,9 +413,10 @@ class OpenAIClient:
             # With close_streams, Connection: close: llama-server closes a streamed response's
             # connection while announcing keep-alive, and aiohttp, unlike httpx, then hands the dead
             # connection to the next request ("Cannot write to closing transport").
-            async with self.session.post(self.chat_url, data=orjson.dumps({**body, "stream": True}),
-                                         headers={**self._post_headers, **(headers or {}),
-                                                  **self._stream_extra}) as resp:
+            async with self.session.post(self.chat_url, data=orjson.dumps(
+                    body if body.get("stream") is True else {**body, "stream": True}),
+                    headers={**self._post_headers, **headers, **self._stream_extra} if headers
+                    else self._stream_headers) as resp:
                 if resp.status != 200:
                     raise error_for_status(self.who, resp.status, (await resp.read()).decode(errors="replace"))
                 if stats is not None:

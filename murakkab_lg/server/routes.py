@@ -76,9 +76,10 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 
 def route_headers(scope: Scope) -> dict[str, str]:
-    """The `X-Murakkab-*` request headers (the only ones routing reads), names lower-cased."""
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-            if name[:11].lower() == _ROUTE_PREFIX}
+    """The `X-Murakkab-*` request headers (the only ones routing reads); ASGI servers hand header
+    names over lower-cased, so they are compared as they come."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            if name.startswith(_ROUTE_PREFIX)}
 
 
 class _DisconnectWatch:
