@@ -56,6 +56,14 @@ def openai_tool_choice(choice: Any) -> Any:
     return choice
 
 
+def _usage_metadata(usage: Body | None) -> dict[str, int] | None:
+    """OpenAI's usage as LangChain's usage_metadata (None when the answer carried none)."""
+    if not usage:
+        return None
+    return {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0)}
+
+
 def ai_message(resp: Body) -> AIMessage:
     """An OpenAI chat completion as LangChain's AIMessage (tool calls parsed; bad JSON kept as invalid)."""
     msg = resp["choices"][0]["message"]
@@ -68,14 +76,11 @@ def ai_message(resp: Body) -> AIMessage:
         except ValueError as e:
             invalid.append({"name": fn.get("name"), "args": fn.get("arguments"), "id": tc.get("id"),
                             "error": str(e), "type": "invalid_tool_call"})
-    usage = resp.get("usage") or {}
     return AIMessage(
         content=msg.get("content") or "",
         tool_calls=tool_calls,
         invalid_tool_calls=invalid,
-        usage_metadata={"input_tokens": usage.get("prompt_tokens", 0),
-                        "output_tokens": usage.get("completion_tokens", 0),
-                        "total_tokens": usage.get("total_tokens", 0)} if usage else None,
+        usage_metadata=_usage_metadata(resp.get("usage")),
         response_metadata={"model_name": resp.get("model"), "finish_reason": resp["choices"][0].get("finish_reason")},
         id=resp.get("id"),
     )
@@ -83,9 +88,7 @@ def ai_message(resp: Body) -> AIMessage:
 
 def chunk_from_data(data: Body) -> AIMessageChunk | None:
     """One streamed chunk as an AIMessageChunk (None for an empty keep-alive chunk)."""
-    usage = data.get("usage")
-    meta = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0),
-            "total_tokens": usage.get("total_tokens", 0)} if usage else None
+    meta = _usage_metadata(data.get("usage"))
     if not data.get("choices"):
         return AIMessageChunk(content="", usage_metadata=meta) if meta else None
     choice = data["choices"][0]

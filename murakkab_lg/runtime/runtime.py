@@ -42,7 +42,6 @@ Body = dict[str, Any]
 _STRIP = ("murakkab",)
 _INTENT_ROUTES = 1024  # distinct (intent, constraints) routes and fallbacks remembered; least recently used dropped
 log = logging.getLogger("murakkab_lg.runtime")
-_record = CallRecord._make
 
 
 class Runtime:
@@ -216,8 +215,7 @@ class Runtime:
         """Route -> deployment: explicit deployment > planned node > intent > default; a `body`
         that carries tools only goes where tool-use meets the node's floor (runtime/tool_routing.py)."""
         dep = self._resolve(route)
-        if body is not None and body.get("tools") and (route is None or route.deployment is None) \
-                and carries_tools(body):
+        if body is not None and (route is None or route.deployment is None) and carries_tools(body):
             rows = [p for n in self.deployments if (p := self.profiles.get(n)) is not None]
             dep = self.deployments[route_tool_call(dep.name, route.intent if route else None, rows,
                                                    objective=self.objective, node=route.node if route else None)]
@@ -333,7 +331,7 @@ class Runtime:
 
     def _failover(self, route: Route | None, dep: Deployment, body: Body) -> Failover:
         deps = self.fallbacks(route, dep)
-        if len(deps) > 1 and body.get("tools") and carries_tools(body):
+        if len(deps) > 1 and carries_tools(body):
             deps = self._tool_capable(deps, route)
         return Failover(deps, self._pool, self.admission, self.retry,
                         what=lambda: _describe(route, dep))
@@ -631,7 +629,7 @@ class _Attempt:
         verdict = None if stage is None or error is not None else stage.judge(response)
         # Positional, in CallRecord's field order (a test holds the order): binding ~20 keywords
         # was the largest single cost of recording a call.
-        self.telemetry.record(_record((
+        self.telemetry.record(CallRecord._make((
             route.workflow if route else None, route.node if route else None,
             route.intent.intent if route and route.intent else None,
             rep.deployment.name, rep.deployment.model, self.wall0, time.perf_counter() - self.t0, self.ttft,

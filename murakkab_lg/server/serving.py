@@ -98,11 +98,11 @@ class SseStream:
 
     __slots__ = ("_leave", "_service", "first", "include_usage", "upstream")
 
-    def __init__(self, service: ChatService, first: Sequence[dict[str, Any]] | None,
-                 upstream: AsyncGenerator[Sequence[dict[str, Any]], None], include_usage: bool) -> None:
+    def __init__(self, service: ChatService, upstream: AsyncGenerator[Sequence[dict[str, Any]], None],
+                 include_usage: bool) -> None:
         self._service = service
         self._leave: Any = service.admission.leave
-        self.first = first
+        self.first: Sequence[dict[str, Any]] | None = None  # the group read before the response starts
         self.upstream = upstream
         self.include_usage = include_usage
 
@@ -147,10 +147,6 @@ class ChatResult:
     deployment: str  # the one that answered (runtime.Served): a fallback's name when one served
     body: bytes | None = None
     stream: SseStream | None = None
-
-    async def close(self) -> None:
-        if self.stream is not None:
-            await self.stream.close()
 
 
 class ChatService:
@@ -261,7 +257,7 @@ class ChatService:
         # Always ask the engine for usage (telemetry needs it); hide it unless the client asked.
         body["stream_options"] = _ALWAYS_USAGE
         upstream = self.runtime.astream_batches(body, route, served=served)
-        stream = SseStream(self, None, upstream, include_usage)
+        stream = SseStream(self, upstream, include_usage)
         try:
             stream.first = await upstream.__anext__()  # routing and engine errors become HTTP errors here
         except StopAsyncIteration:
