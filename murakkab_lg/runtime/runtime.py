@@ -215,7 +215,9 @@ class Runtime:
         """Route -> deployment: explicit deployment > planned node > intent > default; a `body`
         that carries tools only goes where tool-use meets the node's floor (runtime/tool_routing.py)."""
         dep = self._resolve(route)
-        if body is not None and (route is None or route.deployment is None) and carries_tools(body):
+        # `body.get("tools")` first: a call without tools (most) never enters tool_routing.
+        if body is not None and body.get("tools") and (route is None or route.deployment is None) \
+                and carries_tools(body):
             rows = [p for n in self.deployments if (p := self.profiles.get(n)) is not None]
             dep = self.deployments[route_tool_call(dep.name, route.intent if route else None, rows,
                                                    objective=self.objective, node=route.node if route else None)]
@@ -331,7 +333,7 @@ class Runtime:
 
     def _failover(self, route: Route | None, dep: Deployment, body: Body) -> Failover:
         deps = self.fallbacks(route, dep)
-        if len(deps) > 1 and carries_tools(body):
+        if len(deps) > 1 and body.get("tools") and carries_tools(body):
             deps = self._tool_capable(deps, route)
         return Failover(deps, self._pool, self.admission, self.retry,
                         what=lambda: _describe(route, dep))
