@@ -12,10 +12,12 @@ time-to-first-token bookkeeping are written once:
 - `CallStats`, when passed, records latency, TTFT (first chunk with choices), usage, the model
   the server named and the response headers.
 
-Why two HTTP libraries: the async path (the HTTP server, async LangChain calls, profiling) uses
-one pooled aiohttp session per event loop and orjson. Measured on a 2-core machine against an
-engine that answers instantly, httpx's AsyncClient capped a forwarding server at about 600 req/s,
-aiohttp at about 2,600 (benchmarks/endpoint_throughput.py). The sync path keeps httpx.
+Why two HTTP clients: the async path (the HTTP server, async LangChain calls, profiling) is the
+one a gateway pays for on every request, so it uses `http1.Http1Pool` (httptools-parsed, one
+keep-alive pool per event loop) and orjson. Measured on a 2-core machine against an engine that
+answers instantly (benchmarks/http_client.py): httpx's AsyncClient capped a forwarding server at
+about 600 req/s; aiohttp, used here before, cost about 60 µs of CPU per streamed request, and the
+pool about a third of that. The sync path keeps httpx.
 """
 
 from __future__ import annotations
@@ -24,17 +26,16 @@ import asyncio
 import contextlib
 import re
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 
+from murakkab_lg.backends.http1 import Http1Pool, aclose_pools, encode_headers, request_head
 from murakkab_lg.errors import EngineError, EngineRequestError, EngineUnavailableError
 
-__all__ = ("CallStats", "OpenAIClient", "SseBatch", "aclose_sessions", "error_for_status")
+__all__ = ("CallStats", "OpenAIClient", "SseBatch", "aclose_connections", "error_for_status")
 
 Body = dict[str, Any]
 _TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=600.0)
@@ -43,7 +44,6 @@ _JSON = {"content-type": "application/json"}
 _CLOSE = {"connection": "close"}
 _DONE = object()
 _CHOICE = re.compile(rb'"choices"\s*:\s*\[\s*[^\]\s]')  # a non-empty "choices" list
-_sessions: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
 
 
 def error_for_status(who: str, status: int, text: str) -> EngineError:
@@ -229,24 +229,10 @@ class CallStats:
         self.model = str(resp["model"]) if resp.get("model") else None
 
 
-def _discard(session: aiohttp.ClientSession) -> None:
-    """Drop a session whose event loop has ended: its sockets can only be closed synchronously now."""
-    if session.closed:
-        return
-    connector = session.connector
-    session.detach()
-    if connector is not None:
-        with contextlib.suppress(Exception):  # the loop is gone; closing the transports is best effort
-            connector._close()
-
-
-async def aclose_sessions() -> None:
-    """Close every client session bound to the running loop (call before the loop ends, e.g. in
-    a server's shutdown), so no connection or 'Unclosed client session' warning outlives it."""
-    loop = asyncio.get_running_loop()
-    for s in list(_sessions):
-        if getattr(s, "_murakkab_loop", None) is loop and not s.closed:
-            await s.close()
+async def aclose_connections() -> None:
+    """Close every async connection bound to the running loop (call before the loop ends, e.g. in
+    a server's shutdown), so no connection outlives it."""
+    await aclose_pools()
 
 
 class OpenAIClient:
@@ -272,11 +258,14 @@ class OpenAIClient:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = _TIMEOUT if timeout_s is None else httpx.Timeout(timeout_s, connect=5.0)
-        self._atimeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout_s or 600.0)
+        self._read_timeout_s = timeout_s or 600.0
         self._http: httpx.Client | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._post_headers = {**_JSON, **self.headers}
-        self._stream_headers = {**self._post_headers, **self._stream_extra}
+        self._pool: Http1Pool | None = None
+        # The request head and header lines as they go on the wire, built once (per call only
+        # a call's own headers are encoded).
+        self._chat_head = request_head("POST", self.chat_url)
+        self._post_headers = encode_headers({**_JSON, **self.headers})
+        self._stream_headers = self._post_headers + encode_headers(self._stream_extra)
 
     # -- connections --------------------------------------------------------------------------
     @property
@@ -289,44 +278,40 @@ class OpenAIClient:
         return self._http
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled aiohttp session of the running event loop (a session is bound to one loop)."""
+    def pool(self) -> Http1Pool:
+        """The keep-alive pool of the running event loop (connections belong to one loop)."""
         loop = asyncio.get_running_loop()
-        s = self._session
-        if s is None or s.closed or getattr(s, "_murakkab_loop", None) is not loop:
-            if s is not None and getattr(s, "_murakkab_loop", loop).is_closed():
-                _discard(s)
-            s = aiohttp.ClientSession(timeout=self._atimeout,
-                                      connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS))
-            s._murakkab_loop = loop  # type: ignore[attr-defined]
-            _sessions.add(s)
-            self._session = s
-        return s
+        pool = self._pool
+        if pool is None or pool.loop is not loop or pool.closed:
+            if pool is not None and pool.loop.is_closed():
+                pool.close()  # its loop has ended: the sockets can only be closed synchronously now
+            pool = self._pool = Http1Pool(self.base_url, limit=_MAX_CONNECTIONS, connect_timeout_s=5.0,
+                                          read_timeout_s=self._read_timeout_s)
+        return pool
 
     def unavailable(self, e: BaseException) -> EngineUnavailableError:
         hint = f" {self.hint}" if self.hint else ""
         return EngineUnavailableError(f"{self.who} at {self.base_url} is unreachable ({type(e).__name__}: {e}).{hint}")
 
     def close(self) -> None:
-        """Close the sync client now and the async session on its loop (or drop it, loop gone)."""
+        """Close the sync client now and the async pool on its loop (or at once, loop gone)."""
         if self._http is not None:
             self._http.close()
             self._http = None
-        session, self._session = self._session, None
-        loop = getattr(session, "_murakkab_loop", None)
-        if session is None or session.closed or loop is None:
+        pool, self._pool = self._pool, None
+        if pool is None or pool.closed:
             return
-        if loop.is_closed():
-            _discard(session)
+        if pool.loop.is_closed():
+            pool.close()
             return
         with contextlib.suppress(RuntimeError):  # the loop stopped between the check and the call
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(session.close()))
+            pool.loop.call_soon_threadsafe(pool.close)
 
     async def aclose(self) -> None:
-        """Close the async session from inside its own loop."""
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        """Close the async pool from inside its own loop."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     # -- health -------------------------------------------------------------------------------
     def models(self, timeout_s: float = 5.0) -> list[str]:
@@ -359,11 +344,13 @@ class OpenAIClient:
     async def acomplete(self, body: Body, *, headers: Mapping[str, str] | None = None,
                         stats: CallStats | None = None) -> Body:
         try:
-            async with self.session.post(self.chat_url, data=orjson.dumps({**body, "stream": False}),
-                                         headers={**self._post_headers, **headers} if headers
-                                         else self._post_headers) as resp:
+            resp = await self.pool.send(self._chat_head, self._headers(self._post_headers, headers),
+                                        orjson.dumps({**body, "stream": False}))
+            try:
                 raw = await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as e:
+            finally:
+                resp.release()
+        except OSError as e:  # http1.TransportError and ReadTimeout are OSErrors
             raise self.unavailable(e) from e
         if resp.status != 200:
             raise error_for_status(self.who, resp.status, raw.decode(errors="replace"))
@@ -372,6 +359,10 @@ class OpenAIClient:
             stats.headers = resp.headers
             stats.got(out)
         return out
+
+    @staticmethod
+    def _headers(fixed: bytes, extra: Mapping[str, str] | None) -> bytes:
+        return fixed + encode_headers(extra) if extra else fixed
 
     def stream(self, body: Body, *, headers: Mapping[str, str] | None = None,
                stats: CallStats | None = None) -> Iterator[Body]:
@@ -409,31 +400,34 @@ class OpenAIClient:
         in one write is what a plain proxy does, and it is what keeps a server that falls behind
         (several chunks per read) from falling further behind.
         """
+        # With close_streams, Connection: close: llama-server closes a streamed response's
+        # connection while announcing keep-alive, and a pooled client would then hand the dead
+        # connection to the next request.
         try:
-            # With close_streams, Connection: close: llama-server closes a streamed response's
-            # connection while announcing keep-alive, and aiohttp, unlike httpx, then hands the dead
-            # connection to the next request ("Cannot write to closing transport").
-            async with self.session.post(self.chat_url, data=orjson.dumps(
-                    body if body.get("stream") is True else {**body, "stream": True}),
-                    headers={**self._post_headers, **headers, **self._stream_extra} if headers
-                    else self._stream_headers) as resp:
-                if resp.status != 200:
-                    raise error_for_status(self.who, resp.status, (await resp.read()).decode(errors="replace"))
-                if stats is not None:
-                    stats.headers = resp.headers
-                rest = b""
-                async for data in resp.content.iter_any():
-                    if rest:
-                        data = rest + data
-                    end = _events_end(data)
-                    rest = data[end:]  # an incomplete event waits for the next read
-                    block, done = _split_done(data[:end])
-                    if (batch := _batch(block, done, stats)) is not None:
-                        yield batch
-                    if done:
-                        return
-                # the stream ended without a final newline
-                if rest and (batch := _batch(_split_done(rest + b"\n\n")[0], True, stats)) is not None:
-                    yield batch
-        except (aiohttp.ClientError, TimeoutError) as e:
+            resp = await self.pool.send(self._chat_head, self._headers(self._stream_headers, headers),
+                                        orjson.dumps(body if body.get("stream") is True else {**body, "stream": True}))
+        except OSError as e:  # http1.TransportError and ReadTimeout are OSErrors
             raise self.unavailable(e) from e
+        try:
+            if resp.status != 200:
+                raise error_for_status(self.who, resp.status, (await resp.read()).decode(errors="replace"))
+            if stats is not None:
+                stats.headers = resp.headers
+            rest = b""
+            while data := await resp.read_any():
+                if rest:
+                    data = rest + data
+                end = _events_end(data)
+                rest = data[end:]  # an incomplete event waits for the next read
+                block, done = _split_done(data[:end])
+                if (batch := _batch(block, done, stats)) is not None:
+                    yield batch
+                if done:
+                    return
+            # the stream ended without a final newline
+            if rest and (batch := _batch(_split_done(rest + b"\n\n")[0], True, stats)) is not None:
+                yield batch
+        except OSError as e:  # the connection broke mid-answer (nothing is thrown in at a yield)
+            raise self.unavailable(e) from e
+        finally:
+            resp.release()  # back to the pool when read to its end; closed (request cancelled) if not

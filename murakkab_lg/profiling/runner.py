@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from murakkab_lg.backends.engines import EngineAdapter, create_engine
 from murakkab_lg.backends.engines.api import litellm_price
-from murakkab_lg.backends.openai_http import aclose_sessions
+from murakkab_lg.backends.openai_http import aclose_connections
 from murakkab_lg.catalog.embedded import default_llamacpp_settings, sweep_deployment
 from murakkab_lg.catalog.hardware import WATTS_SOURCE, describe_machine, watts_per_core
 from murakkab_lg.catalog.models import embedded_model
@@ -256,7 +256,7 @@ async def _measure_async(engine: EngineAdapter, dep: Deployment, eval_todo: list
     finally:
         # Clients keep one pooled async session per event loop; this loop ends here, so close
         # them now rather than leave it to the garbage collector (which warns).
-        await aclose_sessions()
+        await aclose_connections()
 
 
 def _where(dep: Deployment) -> str:

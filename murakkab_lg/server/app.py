@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from murakkab_lg.backends.engines.base import aclose_sessions
+from murakkab_lg.backends.engines.base import aclose_connections
 from murakkab_lg.runtime import Runtime
 from murakkab_lg.server.config import ServeConfig
 from murakkab_lg.server.errors import ApiError, api_error_from, error_response
@@ -163,7 +163,7 @@ def create_app(runtime: Runtime, config: ServeConfig | None = None, *,
         finally:
             if metrics.observe in runtime.telemetry.listeners:
                 runtime.telemetry.listeners.remove(metrics.observe)
-            await aclose_sessions()  # engine connections belong to this loop, which ends now
+            await aclose_connections()  # engine connections belong to this loop, which ends now
             if close_runtime:
                 await anyio.to_thread.run_sync(runtime.close)
 

@@ -3,7 +3,7 @@
 Like an httpx transport, an adapter is small: it translates engine settings into a process and
 forwards OpenAI-format JSON. Every engine we run (llama-server, vLLM, an existing server) speaks
 the OpenAI HTTP API, so forwarding lives once in `backends.openai_http.OpenAIClient` (errors,
-SSE, pooled aiohttp for the async path) and adapters only manage what stands behind the URL.
+SSE, a keep-alive pool for the async path) and adapters only manage what stands behind the URL.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from murakkab_lg.backends.openai_http import OpenAIClient, aclose_sessions
+from murakkab_lg.backends.openai_http import OpenAIClient, aclose_connections
 
-__all__ = ("EngineAdapter", "FunctionEngine", "HttpEngine", "aclose_sessions")
+__all__ = ("EngineAdapter", "FunctionEngine", "HttpEngine", "aclose_connections")
 
 Body = dict[str, Any]
 
