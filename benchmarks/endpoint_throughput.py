@@ -12,6 +12,9 @@ The floor: "forwarding hop" is the least a Python gateway can do, a raw ASGI app
 forwards every request to the engine through one pooled aiohttp session and streams the answer
 back, with no parsing, routing, auth or telemetry (`--serve-hop`, below). The goal for `murakkab
 serve` is >= 75 % of the hop's requests/s and a p99 <= 2x the hop's; the summary prints both ratios.
+`murakkab serve` reaches engines through its own keep-alive client (backends/http1.py), which costs
+about a third of aiohttp's CPU per request; `--http1-hop` adds a second hop that forwards through
+that same client, so the share of the gateway's cost that is routing, not the client, shows too.
 
 The load generator is deliberately cheap (raw asyncio protocol + httptools parser, one process),
 but it shares the machine's cores with the engine and the gateway: on a 2-core machine all three
@@ -54,6 +57,7 @@ from murakkab_lg.testing.instant_engine import instant_deployments, synthetic_pr
 # Both gateways check this Bearer key (auth on, as deployed); the engine ignores it.
 API_KEY = "sk-bench-" + "0123456789abcdef" * 2
 HOP = "forwarding hop (floor)"
+HOP_HTTP1 = "forwarding hop, http1 pool"
 MESSAGES = [{"role": "user", "content": "Classify this ticket: the invoice total is wrong"}]
 
 
@@ -151,12 +155,17 @@ async def _drive(port: int, raw: bytes, stream: bool, concurrency: int, warmup_s
 
 
 # -- the floor: the thinnest forwarding hop --------------------------------------------------------
-def serve_hop(port: int, upstream: str) -> None:
+def serve_hop(port: int, upstream: str, client: str = "aiohttp") -> None:
     """A raw ASGI app that forwards each request to `upstream` (same path, body and content type)
-    through one pooled aiohttp session, and streams the answer back. Nothing else."""
+    through one pooled aiohttp session (or `client="http1"`: one `backends.http1.Http1Pool`), and
+    streams the answer back. Nothing else."""
     import aiohttp
     import uvicorn
 
+    if client == "http1":
+        uvicorn.run(_http1_hop(upstream), host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                    server_header=False)
+        return
     session: aiohttp.ClientSession | None = None
 
     async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
@@ -189,6 +198,47 @@ def serve_hop(port: int, upstream: str) -> None:
             await send({"type": "http.response.body", "body": b""})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False)
+
+
+def _http1_hop(upstream: str):  # type: ignore[no-untyped-def]
+    """The hop of `serve_hop`, forwarding through murakkab's own pooled client."""
+    from murakkab_lg.backends.http1 import Http1Pool, request_head
+
+    pool: Http1Pool | None = None
+    json_type = b"content-type: application/json\r\n"
+
+    async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+        nonlocal pool
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    pool = Http1Pool(upstream)
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    if pool is not None:
+                        pool.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            msg = await receive()
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        assert pool is not None
+        resp = await pool.send(request_head(scope["method"], upstream + scope["path"]), json_type, body or None)
+        try:
+            await send({"type": "http.response.start", "status": resp.status,
+                        "headers": [(b"content-type", resp.headers.get("content-type", "").encode())]})
+            while chunk := await resp.read_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            resp.release()
+
+    return app
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -285,10 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--proxy-workers", type=int, default=1)
     p.add_argument("--no-proxy", action="store_true")
     p.add_argument("--out", type=Path, help="also write the cells as JSON here")
-    p.add_argument("--serve-hop", nargs=2, metavar=("PORT", "UPSTREAM"), help=argparse.SUPPRESS)
+    p.add_argument("--http1-hop", action="store_true",
+                   help="also measure a hop that forwards through backends.http1.Http1Pool, serve's own client")
+    p.add_argument("--serve-hop", nargs=3, metavar=("PORT", "UPSTREAM", "CLIENT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve_hop:
-        serve_hop(int(args.serve_hop[0]), args.serve_hop[1])
+        serve_hop(int(args.serve_hop[0]), args.serve_hop[1], args.serve_hop[2])
         return 0
     try:
         import uvloop
@@ -311,11 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         _wait_http(engine_url + "/health", engine, "instant engine")
         targets = [("engine", ep, engine.pid, "instant")]
 
-        hp = free_port()
-        hop = _start([sys.executable, __file__, "--serve-hop", str(hp), engine_url], work / "hop.log")
-        procs.append(hop)
-        _wait_http(f"http://127.0.0.1:{hp}/health", hop, "forwarding hop")
-        targets.append((HOP, hp, hop.pid, "instant"))
+        for name, client in ((HOP, "aiohttp"), (HOP_HTTP1, "http1"))[:2 if args.http1_hop else 1]:
+            hp = free_port()
+            hop = _start([sys.executable, __file__, "--serve-hop", str(hp), engine_url, client],
+                         work / f"hop-{client}.log")
+            procs.append(hop)
+            _wait_http(f"http://127.0.0.1:{hp}/health", hop, name)
+            targets.append((name, hp, hop.pid, "instant"))
 
         mp = free_port()
         mk = _start([sys.executable, "-m", "murakkab_lg.cli", "serve", "--config",
@@ -396,14 +450,18 @@ def report(console: Console, cells: list[Cell], notes: list[str], args: argparse
     mk = [c for c in cells if c.target == "murakkab serve"]
     px = {(c.mode, c.concurrency): c for c in cells if c.target.startswith("litellm")}
     hop = {(c.mode, c.concurrency): c for c in cells if c.target == HOP}
+    hop1 = {(c.mode, c.concurrency): c for c in cells if c.target == HOP_HTTP1}
     for c in mk:
         other = px.get((c.mode, c.concurrency))
         ratio = f", {c.rps / other.rps:.0f}x the litellm proxy" if other and other.rps else ""
         floor = hop.get((c.mode, c.concurrency))
         vs_hop = (f"; {100 * c.rps / floor.rps:.0f} % of the hop's req/s (goal >= 75 %), p99 "
                   f"{c.p99_ms / floor.p99_ms:.2f}x the hop's (goal <= 2x)") if floor and floor.rps else ""
+        same = hop1.get((c.mode, c.concurrency))
+        vs_hop1 = (f"; {100 * c.rps / same.rps:.0f} % of the http1 hop's, p99 {c.p99_ms / same.p99_ms:.2f}x"
+                   if same and same.rps else "")
         console.print(f"murakkab serve {c.mode} c={c.concurrency}: {c.rps:,.0f} req/s, adds {c.added_p50_ms:.2f} ms "
-                      f"p50{ratio}{vs_hop}", highlight=False)
+                      f"p50{ratio}{vs_hop}{vs_hop1}", highlight=False)
 
 
 if __name__ == "__main__":
