@@ -228,13 +228,14 @@ class Http1Pool:
     """Keep-alive connections to one origin (`scheme://host:port`), bound to one event loop."""
 
     def __init__(self, base_url: str, *, limit: int = 256, connect_timeout_s: float = 5.0,
-                 read_timeout_s: float | None = 600.0) -> None:
+                 read_timeout_s: float | None = 600.0, ssl_context: ssl.SSLContext | None = None) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.host = url.hostname
         self.port = url.port or (443 if url.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if url.scheme == "https" else None
+        # https: the system's trusted CAs unless a context is given (a private CA, a test's own)
+        self.ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
         self.origin = f"{url.scheme}://{url.netloc}"
         self.limit = limit
         self.connect_timeout_s = connect_timeout_s

@@ -6,12 +6,27 @@ the connection afterwards (reused, closed, opened again)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from murakkab_lg.backends.http1 import Http1Pool, ReadTimeout, TransportError, encode_headers, request_head
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test on both loops: `murakkab serve` runs on uvloop, library callers on asyncio's own."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    yield request.param
+    asyncio.set_event_loop_policy(None)
+
 
 Reply = Callable[[asyncio.StreamWriter, int], Awaitable[None]]  # (writer, request number) -> writes
 
@@ -19,8 +34,9 @@ Reply = Callable[[asyncio.StreamWriter, int], Awaitable[None]]  # (writer, reque
 class Scripted:
     """Answers each request with `reply`; counts connections and requests."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, tls: ssl.SSLContext | None = None) -> None:
         self.reply = reply
+        self.tls = tls
         self.connections = 0
         self.requests = 0
         self.bodies: list[bytes] = []
@@ -28,9 +44,9 @@ class Scripted:
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
 
     async def __aexit__(self, *_: object) -> None:
         assert self.server is not None
@@ -312,5 +328,35 @@ def test_a_closed_pool_refuses_new_requests() -> None:
         pool.close()
         with pytest.raises(TransportError, match="is closed"):
             await _post(pool, "http://127.0.0.1:9")
+
+    asyncio.run(main())
+
+
+def test_https_answers_over_tls_and_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:
+    """A hosted OpenAI-compatible API is reached over TLS: a self-signed certificate made here
+    (openssl) serves the request when the client trusts it, and is refused when it does not."""
+    openssl = shutil.which("openssl")
+    assert openssl, "this test makes its certificate with the openssl command"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def reply(w: asyncio.StreamWriter, n: int) -> None:
+        w.write(_sized(b'{"over": "tls"}'))
+
+    async def main() -> None:
+        async with Scripted(reply, tls=server_tls) as url:
+            assert url.startswith("https://")
+            pool = Http1Pool(url, ssl_context=ssl.create_default_context(cafile=str(cert)))
+            assert await _post(pool, url) == (200, b'{"over": "tls"}')
+            assert await _post(pool, url) == (200, b'{"over": "tls"}')
+            pool.close()
+            untrusting = Http1Pool(url)  # the system's CAs: a self-signed certificate is not among them
+            with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+                await _post(untrusting, url)
+            untrusting.close()
 
     asyncio.run(main())
