@@ -6,12 +6,16 @@ engine (an existing server: the scripted test server), warms it up, then traces 
 functions ran, in first-call order. Planning and engine start happen in the warm-up, so the count
 is the steady-state path of a call.
 
-    python benchmarks/call_path.py [--stream]
+    python benchmarks/call_path.py [--stream] [--async]
+
+`--async` traces `await llm.ainvoke(...)` (or `astream`) in an async node instead: the same path,
+with the async connection pool (`backends.http1`) where the sync path uses httpx.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any, TypedDict
 
@@ -30,6 +34,8 @@ class State(TypedDict, total=False):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stream", action="store_true", help="trace llm.stream() instead of llm.invoke()")
+    p.add_argument("--async", dest="use_async", action="store_true",
+                   help="trace await llm.ainvoke() (or astream) in an async node")
     p.add_argument("--scripted-engine", action="store_true",
                    help="serve through testing.ScriptedEngine instead of an `openai` deployment")
     args = p.parse_args(argv)
@@ -49,6 +55,18 @@ def main(argv: list[str] | None = None) -> int:
             tracing = False
         return {"out": text}
 
+    async def anode(state: State) -> State:
+        nonlocal tracing
+        tracing = True
+        try:
+            if args.stream:
+                text = "".join([str(c.content) async for c in llm.astream("ping")])
+            else:
+                text = str((await llm.ainvoke("ping")).content)
+        finally:
+            tracing = False
+        return {"out": text}
+
     def profiler(frame: Any, event: str, arg: Any) -> None:
         if tracing and event == "call":
             mod = frame.f_globals.get("__name__", "")
@@ -56,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 traced.append(mod)
 
     g = StateGraph(State)
-    g.add_node("n", node, metadata={"murakkab": {"intent": "classify"}})
+    g.add_node("n", anode if args.use_async else node, metadata={"murakkab": {"intent": "classify"}})
     g.add_edge(START, "n")
     g.add_edge("n", END)
     with ScriptedServer(name="path", models=("m",)) as server:
@@ -72,13 +90,26 @@ def main(argv: list[str] | None = None) -> int:
                                                   source="synthetic"))
         with runtime:
             app = wrap(g.compile(), runtime=runtime)
-            app.invoke({})  # warm-up: plan, start, connect
-            sys.setprofile(profiler)
-            try:
-                app.invoke({})
-            finally:
-                sys.setprofile(None)
-    print(f"{len(traced)} murakkab_lg modules on one intercepted {'stream' if args.stream else 'invoke'}:")
+
+            async def twice() -> None:  # on one loop, so the second call finds its connection open
+                await app.ainvoke({})  # warm-up: plan, start, connect
+                sys.setprofile(profiler)
+                try:
+                    await app.ainvoke({})
+                finally:
+                    sys.setprofile(None)
+
+            if args.use_async:
+                asyncio.run(twice())
+            else:
+                app.invoke({})  # warm-up: plan, start, connect
+                sys.setprofile(profiler)
+                try:
+                    app.invoke({})
+                finally:
+                    sys.setprofile(None)
+    what = ("a" if args.use_async else "") + ("stream" if args.stream else "invoke")
+    print(f"{len(traced)} murakkab_lg modules on one intercepted {what}:")
     for m in traced:
         print("  " + m)
     return 0
