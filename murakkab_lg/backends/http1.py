@@ -263,6 +263,9 @@ class Http1Pool:
             try:
                 await conn._response_head()
                 return conn
+            except ReadTimeout:
+                conn.release()
+                raise  # the server has it and is slow: sending it again would only add load
             except TransportError:
                 conn.release()
                 if conn.reused and not conn.got_bytes:
@@ -289,6 +292,10 @@ class Http1Pool:
             self._waiting.append(waiter)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled before it ran: the turn goes to the next
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     self._waiting.remove(waiter)
@@ -322,10 +329,14 @@ class Http1Pool:
                 self._idle.append(conn)
             else:
                 t.close()
-        if self._waiting:
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                return
 
     def _watch(self) -> None:
         if self._sweeper is None and self.read_timeout_s is not None:

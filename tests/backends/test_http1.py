@@ -360,3 +360,44 @@ def test_https_answers_over_tls_and_an_untrusted_certificate_is_refused(tmp_path
             untrusting.close()
 
     asyncio.run(main())
+
+
+def test_a_request_that_timed_out_is_not_sent_again() -> None:
+    async def reply(w: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:
+            w.write(_sized(b"first"))
+        else:
+            await asyncio.sleep(30)  # has the request, and is slow
+
+    async def main() -> None:
+        srv = Scripted(reply)
+        async with srv as url:
+            pool = Http1Pool(url, read_timeout_s=0.2)
+            assert await _post(pool, url) == (200, b"first")
+            with pytest.raises(ReadTimeout):
+                await _post(pool, url)  # on the reused connection, no byte back
+            pool.close()
+        assert srv.requests == 2  # not three
+
+    asyncio.run(main())
+
+
+def test_a_waiter_cancelled_after_its_turn_came_hands_the_turn_on() -> None:
+    async def reply(w: asyncio.StreamWriter, n: int) -> None:
+        w.write(_sized(b"ok"))
+
+    async def main() -> None:
+        async with Scripted(reply) as url:
+            pool = Http1Pool(url, limit=1)
+            held = await pool._acquire()
+            first = asyncio.ensure_future(_post(pool, url))
+            second = asyncio.ensure_future(_post(pool, url))
+            await asyncio.sleep(0.05)  # both wait for the one connection
+            held.release()  # the first waiter's turn ...
+            first.cancel()  # ... but it is cancelled before it runs
+            assert await asyncio.wait_for(second, 5) == (200, b"ok")
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            pool.close()
+
+    asyncio.run(main())
