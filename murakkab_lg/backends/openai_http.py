@@ -43,6 +43,9 @@ _MAX_CONNECTIONS = 256
 _JSON = {"content-type": "application/json"}
 _CLOSE = {"connection": "close"}
 _DONE = object()
+# After `data: [DONE]`, how long to wait for the end of the chunked response (a server that writes
+# it separately, as uvicorn's StreamingResponse does) so the connection can be kept for reuse.
+_END_WAIT_S = 1.0
 _CHOICE = re.compile(rb'"choices"\s*:\s*\[\s*[^\]\s]')  # a non-empty "choices" list
 
 
@@ -423,6 +426,10 @@ class OpenAIClient:
                 if (batch := _batch(block, done, stats)) is not None:
                     yield batch
                 if done:
+                    if not resp.complete:  # the caller has every chunk: this only keeps the connection
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(_END_WAIT_S):
+                                await resp.read()
                     return
             # the stream ended without a final newline
             if rest and (batch := _batch(_split_done(rest + b"\n\n")[0], True, stats)) is not None:

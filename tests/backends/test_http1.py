@@ -401,3 +401,31 @@ def test_a_waiter_cancelled_after_its_turn_came_hands_the_turn_on() -> None:
             pool.close()
 
     asyncio.run(main())
+
+
+def test_a_stream_whose_end_comes_after_done_keeps_its_connection() -> None:
+    """uvicorn's StreamingResponse (vLLM, the instant engine) writes the chunked response's end
+    separately from its last event: the client waits for it, so the next call reuses the connection."""
+    from murakkab_lg.backends.openai_http import OpenAIClient
+
+    events = [b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\n', b"data: [DONE]\n\n"]
+
+    async def reply(w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for e in events:
+            w.write(b"%x\r\n%s\r\n" % (len(e), e))
+        await w.drain()
+        await asyncio.sleep(0.02)
+        w.write(b"0\r\n\r\n")
+
+    async def main() -> None:
+        srv = Scripted(reply)
+        async with srv as url:
+            client = OpenAIClient(url, who="engine 'e'")
+            for _ in range(3):
+                got = [c async for c in client.astream({"model": "m", "messages": []})]
+                assert got == [{"choices": [{"delta": {"content": "hi"}}]}]
+            await client.aclose()
+        assert srv.connections == 1 and srv.requests == 3
+
+    asyncio.run(main())
