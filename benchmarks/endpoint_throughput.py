@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -159,26 +160,23 @@ def serve_hop(port: int, upstream: str, client: str = "aiohttp") -> None:
     """A raw ASGI app that forwards each request to `upstream` (same path, body and content type)
     through one pooled aiohttp session (or `client="http1"`: one `backends.http1.Http1Pool`), and
     streams the answer back. Nothing else."""
-    import aiohttp
     import uvicorn
 
-    if client == "http1":
-        uvicorn.run(_http1_hop(upstream), host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                    server_header=False)
-        return
-    session: aiohttp.ClientSession | None = None
+    opened = {"aiohttp": _aiohttp_forwarder, "http1": _http1_forwarder}[client]
+    forward: Forward | None = None
+    close: Callable[[], Awaitable[None]] | None = None
 
     async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
-        nonlocal session
+        nonlocal forward, close
         if scope["type"] == "lifespan":
             while True:
                 msg = await receive()
                 if msg["type"] == "lifespan.startup":
-                    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+                    forward, close = opened(upstream)
                     await send({"type": "lifespan.startup.complete"})
                 elif msg["type"] == "lifespan.shutdown":
-                    if session is not None:
-                        await session.close()
+                    if close is not None:
+                        await close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -188,7 +186,21 @@ def serve_hop(port: int, upstream: str, client: str = "aiohttp") -> None:
             msg = await receive()
             body += msg.get("body", b"")
             more = msg.get("more_body", False)
-        assert session is not None
+        assert forward is not None
+        await forward(scope, body, send)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False)
+
+
+Forward = Callable[[dict, bytes, Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+
+def _aiohttp_forwarder(upstream: str) -> tuple[Forward, Callable[[], Awaitable[None]]]:
+    import aiohttp
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+
+    async def forward(scope: dict, body: bytes, send: Callable[[dict], Awaitable[None]]) -> None:
         async with session.request(scope["method"], upstream + scope["path"], data=body or None,
                                    headers={"content-type": "application/json"}) as resp:
             await send({"type": "http.response.start", "status": resp.status,
@@ -197,37 +209,16 @@ def serve_hop(port: int, upstream: str, client: str = "aiohttp") -> None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False)
+    return forward, session.close
 
 
-def _http1_hop(upstream: str):  # type: ignore[no-untyped-def]
-    """The hop of `serve_hop`, forwarding through murakkab's own pooled client."""
+def _http1_forwarder(upstream: str) -> tuple[Forward, Callable[[], Awaitable[None]]]:
     from murakkab_lg.backends.http1 import Http1Pool, request_head
 
-    pool: Http1Pool | None = None
+    pool = Http1Pool(upstream)
     json_type = b"content-type: application/json\r\n"
 
-    async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
-        nonlocal pool
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    pool = Http1Pool(upstream)
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    if pool is not None:
-                        pool.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body, more = b"", True
-        while more:
-            msg = await receive()
-            body += msg.get("body", b"")
-            more = msg.get("more_body", False)
-        assert pool is not None
+    async def forward(scope: dict, body: bytes, send: Callable[[dict], Awaitable[None]]) -> None:
         resp = await pool.send(request_head(scope["method"], upstream + scope["path"]), json_type, body or None)
         try:
             await send({"type": "http.response.start", "status": resp.status,
@@ -238,7 +229,7 @@ def _http1_hop(upstream: str):  # type: ignore[no-untyped-def]
         finally:
             resp.release()
 
-    return app
+    return forward, pool.aclose
 
 
 # -- processes -----------------------------------------------------------------------------------

@@ -184,30 +184,20 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
     asyncio.run(main())
 
 
-def test_a_connection_that_breaks_mid_answer_is_an_error_not_a_short_answer() -> None:
+@pytest.mark.parametrize(("wire", "match"), [
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part", "closed the connection before the response"),
+    (b"SMTP ready\r\n\r\n", "malformed HTTP response"),
+], ids=["cut-short", "not-http"])
+def test_a_broken_answer_is_a_transport_error_not_a_short_answer(wire: bytes, match: str) -> None:
     async def reply(w: asyncio.StreamWriter, n: int) -> None:
-        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
+        w.write(wire)
         await w.drain()
         w.close()
 
     async def main() -> None:
         async with Scripted(reply) as url:
             pool = Http1Pool(url)
-            with pytest.raises(TransportError, match="closed the connection before the response was complete"):
-                await _post(pool, url)
-            pool.close()
-
-    asyncio.run(main())
-
-
-def test_a_malformed_answer_is_a_transport_error() -> None:
-    async def reply(w: asyncio.StreamWriter, n: int) -> None:
-        w.write(b"SMTP ready\r\n\r\n")
-
-    async def main() -> None:
-        async with Scripted(reply) as url:
-            pool = Http1Pool(url)
-            with pytest.raises(TransportError, match="malformed HTTP response"):
+            with pytest.raises(TransportError, match=match):
                 await _post(pool, url)
             pool.close()
 
