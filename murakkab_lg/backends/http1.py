@@ -16,7 +16,8 @@ side by side). An OpenAI-compatible API needs little of it, so this does only th
   on a new one, once, when not a byte of its answer came back (what urllib3 and httpx do too).
 
 Not supported, and not needed by the servers it talks to: redirects, cookies, proxies and
-compressed answers (no Accept-Encoding is sent, so servers answer uncompressed).
+compressed answers (requests ask for `accept-encoding: identity`; an answer encoded anyway is a
+clear error, never bytes handed on undecoded).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def request_head(method: str, url: str) -> bytes:
     """The request line and Host header for `url`, built once per URL."""
     u = urlsplit(url)
     target = (u.path or "/") + (f"?{u.query}" if u.query else "")
-    return f"{method} {target} HTTP/1.1\r\nhost: {u.netloc}\r\n".encode("latin-1")
+    # identity: no content coding is decoded here, and without the header a server may pick one
+    return f"{method} {target} HTTP/1.1\r\nhost: {u.netloc}\r\naccept-encoding: identity\r\n".encode("latin-1")
 
 
 def encode_headers(headers: Mapping[str, str]) -> bytes:
@@ -142,10 +144,19 @@ class Exchange(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()  # read here: llhttp resets it at the message's end
-        self._ended_by_close = not any(n.lower() in (b"content-length", b"transfer-encoding")
-                                       for n, _ in self._raw_headers)
+        sized = False
+        for name, value in self._raw_headers:
+            name = name.lower()
+            if name in (b"content-length", b"transfer-encoding"):
+                sized = True
+            elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+                self._fail(TransportError(f"{self._pool.origin} sent a {value.decode('latin-1')}-encoded answer, "
+                                          "which this client does not decode (it asks for identity)"))
+        self._ended_by_close = not sized
 
     def on_body(self, body: bytes) -> None:
+        if self.error is not None:
+            return  # nothing of a failed answer is handed on
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
@@ -153,7 +164,8 @@ class Exchange(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self.error is None:
+            self.complete = True
 
     # -- for the caller -----------------------------------------------------------------------
     @property
