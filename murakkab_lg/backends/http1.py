@@ -117,9 +117,7 @@ class Exchange(asyncio.Protocol):
             self._fail(TransportError(f"{self._pool.origin} switched protocols, which this client does not speak"))
         except httptools.HttpParserError as e:
             self._fail(TransportError(f"{self._pool.origin} sent a malformed HTTP response ({e})"))
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
 
     def eof_received(self) -> bool:
         return False  # close our side too: the connection is over
@@ -133,9 +131,7 @@ class Exchange(asyncio.Protocol):
                 self.error = TransportError(f"{self._pool.origin} closed the connection before the "
                                             f"response was complete{why}")
         self.transport = None
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
 
     # -- parser callbacks ---------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -175,6 +171,12 @@ class Exchange(asyncio.Protocol):
             self._headers = CIMultiDictProxy(CIMultiDict(
                 (n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw_headers))
         return self._headers
+
+    def _wake(self) -> None:
+        """Let the reader waiting in `_wait` look again (new bytes, the end, or an error)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _wait(self) -> None:
         self._waiter = waiter = self._pool.loop.create_future()
@@ -275,17 +277,13 @@ class Http1Pool:
             try:
                 await conn._response_head()
                 return conn
-            except ReadTimeout:
+            except BaseException as e:
                 conn.release()
-                raise  # the server has it and is slow: sending it again would only add load
-            except TransportError:
-                conn.release()
-                if conn.reused and not conn.got_bytes:
-                    continue  # closed by the server while idle: again, on a fresh connection
-                raise
-            except BaseException:
-                conn.release()
-                raise
+                # Sent again, on a fresh connection, only when the server had closed this one while
+                # it sat idle: nothing came back. Never after a timeout (the server has it, slowly).
+                if not (isinstance(e, TransportError) and not isinstance(e, ReadTimeout)
+                        and conn.reused and not conn.got_bytes):
+                    raise
 
     # -- connections --------------------------------------------------------------------------
     async def _acquire(self) -> Exchange:
@@ -365,9 +363,7 @@ class Http1Pool:
         for conn in list(self._busy):
             if conn.last_read and now - conn.last_read > self.read_timeout_s and not conn.complete:
                 conn._fail(ReadTimeout(f"{self.origin} sent nothing for {self.read_timeout_s:g} s"))
-                waiter = conn._waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                conn._wake()
         self._sweeper = None
         if (self._busy or self._opening) and not self.closed:
             self._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
