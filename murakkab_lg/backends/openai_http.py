@@ -426,8 +426,9 @@ class OpenAIClient:
                 if (batch := _batch(block, done, stats)) is not None:
                     yield batch
                 if done:
-                    if not resp.complete:  # the caller has every chunk: this only keeps the connection
-                        with contextlib.suppress(TimeoutError):
+                    if not resp.complete:  # the caller has every chunk: this only keeps the connection,
+                        # so a server that closes instead of ending the response fails nothing
+                        with contextlib.suppress(TimeoutError, OSError):
                             async with asyncio.timeout(_END_WAIT_S):
                                 await resp.read()
                     return

@@ -428,3 +428,28 @@ def test_a_stream_whose_end_comes_after_done_keeps_its_connection() -> None:
         assert srv.connections == 1 and srv.requests == 3
 
     asyncio.run(main())
+
+
+def test_a_stream_cut_after_done_is_still_a_whole_answer() -> None:
+    """The answer is complete at `data: [DONE]`: a server that then closes without ending the
+    chunked response costs the connection, not the call."""
+    from murakkab_lg.backends.openai_http import OpenAIClient
+
+    events = [b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\n', b"data: [DONE]\n\n"]
+
+    async def reply(w: asyncio.StreamWriter, n: int) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for e in events:
+            w.write(b"%x\r\n%s\r\n" % (len(e), e))
+        await w.drain()
+        await asyncio.sleep(0.02)
+        w.close()
+
+    async def main() -> None:
+        async with Scripted(reply) as url:
+            client = OpenAIClient(url, who="engine 'e'")
+            got = [c async for c in client.astream({"model": "m", "messages": []})]
+            assert got == [{"choices": [{"delta": {"content": "hi"}}]}]
+            await client.aclose()
+
+    asyncio.run(main())
