@@ -6,6 +6,7 @@ the connection afterwards (reused, closed, opened again)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import ssl
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from murakkab_lg.backends.http1 import Http1Pool, ReadTimeout, TransportError, encode_headers, request_head
+from murakkab_lg.backends.openai_http import OpenAIClient
 
 
 @pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
@@ -402,12 +404,13 @@ def test_a_waiter_cancelled_after_its_turn_came_hands_the_turn_on() -> None:
     asyncio.run(main())
 
 
-def test_a_stream_whose_end_comes_after_done_keeps_its_connection() -> None:
-    """uvicorn's StreamingResponse (vLLM, the instant engine) writes the chunked response's end
-    separately from its last event: the client waits for it, so the next call reuses the connection."""
-    from murakkab_lg.backends.openai_http import OpenAIClient
+_HI = {"choices": [{"delta": {"content": "hi"}}]}
 
-    events = [b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\n', b"data: [DONE]\n\n"]
+
+def _done_then(close: bool) -> Reply:
+    """A stream's one chunk and `data: [DONE]`, then 20 ms later the chunked end (as uvicorn's
+    StreamingResponse writes it, separately) or, with `close`, the connection closed instead."""
+    events = [b"data: " + json.dumps(_HI).encode() + b"\n\n", b"data: [DONE]\n\n"]
 
     async def reply(w: asyncio.StreamWriter, n: int) -> None:
         w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -415,15 +418,24 @@ def test_a_stream_whose_end_comes_after_done_keeps_its_connection() -> None:
             w.write(b"%x\r\n%s\r\n" % (len(e), e))
         await w.drain()
         await asyncio.sleep(0.02)
-        w.write(b"0\r\n\r\n")
+        if close:
+            w.close()
+        else:
+            w.write(b"0\r\n\r\n")
 
+    return reply
+
+
+def test_a_stream_whose_end_comes_after_done_keeps_its_connection() -> None:
+    """uvicorn's StreamingResponse (vLLM, the instant engine) writes the chunked response's end
+    separately from its last event: the client waits for it, so the next call reuses the connection."""
     async def main() -> None:
-        srv = Scripted(reply)
+        srv = Scripted(_done_then(close=False))
         async with srv as url:
             client = OpenAIClient(url, who="engine 'e'")
             for _ in range(3):
                 got = [c async for c in client.astream({"model": "m", "messages": []})]
-                assert got == [{"choices": [{"delta": {"content": "hi"}}]}]
+                assert got == [_HI]
             await client.aclose()
         assert srv.connections == 1 and srv.requests == 3
 
@@ -433,23 +445,11 @@ def test_a_stream_whose_end_comes_after_done_keeps_its_connection() -> None:
 def test_a_stream_cut_after_done_is_still_a_whole_answer() -> None:
     """The answer is complete at `data: [DONE]`: a server that then closes without ending the
     chunked response costs the connection, not the call."""
-    from murakkab_lg.backends.openai_http import OpenAIClient
-
-    events = [b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\n', b"data: [DONE]\n\n"]
-
-    async def reply(w: asyncio.StreamWriter, n: int) -> None:
-        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        for e in events:
-            w.write(b"%x\r\n%s\r\n" % (len(e), e))
-        await w.drain()
-        await asyncio.sleep(0.02)
-        w.close()
-
     async def main() -> None:
-        async with Scripted(reply) as url:
+        async with Scripted(_done_then(close=True)) as url:
             client = OpenAIClient(url, who="engine 'e'")
             got = [c async for c in client.astream({"model": "m", "messages": []})]
-            assert got == [{"choices": [{"delta": {"content": "hi"}}]}]
+            assert got == [_HI]
             await client.aclose()
 
     asyncio.run(main())
