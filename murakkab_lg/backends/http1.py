@@ -8,12 +8,12 @@ about half of what the whole server spent on a request (benchmarks/http_client.p
 side by side). An OpenAI-compatible API needs little of it, so this does only that:
 
 - `POST`/`GET` with a bytes body and fixed headers, keep-alive connections reused LIFO, at most
-  `limit` open at once (more callers wait for one);
+  `limit` in use or opening at once (more callers wait for one);
 - responses sized by Content-Length, chunked, or (without either) ended by the server closing;
-- TLS for `https://` URLs (the system's default context), a connect timeout, and a read timeout
+- TLS for `https://` URLs (the system's CAs, or a given `ssl_context`), a connect timeout, and a read timeout
   between two reads of one response (checked by one timer per pool, not one per read);
-- a request on a reused connection that the server had closed while it sat idle is sent again
-  on a new one, once, when not a byte of its answer came back (what urllib3 and httpx do too).
+- a request on a reused connection that the server had closed while it sat idle (not a byte of
+  its answer came back, and it did not time out) is sent again on the next connection.
 
 Not supported, and not needed by the servers it talks to: redirects, cookies, proxies and
 compressed answers (requests ask for `accept-encoding: identity`; an answer encoded anyway is a
